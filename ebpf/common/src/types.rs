@@ -1,0 +1,302 @@
+//! Map keys, values and event records. Sizes are pinned at compile time.
+
+/// Zone id of `world`: every address no declared zone holds.
+pub const WORLD_ZONE: u32 = 0;
+
+/// Rule id meaning "no rule" (intra-zone and default-deny decisions).
+pub const RULE_NONE: u32 = u32::MAX;
+
+/// Wildcard protocol in a [`PairKey`]: consulted when the exact protocol has no entry.
+pub const PROTO_ANY: u32 = 256;
+
+/// IP protocol numbers the program parses.
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_SCTP: u8 = 132;
+
+/// [`Config::flags`]: a policy has been written; without it every packet passes.
+pub const CONFIG_LOADED: u32 = 1 << 0;
+/// [`Config::flags`]: global monitor override, every would-be drop becomes an audit.
+pub const CONFIG_MONITOR_ALL: u32 = 1 << 1;
+/// [`Config::flags`]: the failsafe map is consulted.
+pub const CONFIG_FAILSAFE: u32 = 1 << 2;
+
+/// The single entry of the config map. Written by the agent in one update.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Bumped on every policy switch; tracked connections remember it.
+    pub generation: u32,
+    /// Which table set (0 or 1) packets use.
+    pub active_set: u32,
+    /// `CONFIG_*` bits.
+    pub flags: u32,
+    /// Events allowed per CPU per second (token bucket refill rate).
+    pub events_per_sec: u32,
+}
+
+/// [`ZoneInfo::flags`]: would-be drops involving this zone pass as audits.
+pub const ZONE_MONITOR: u32 = 1 << 0;
+/// [`ZoneInfo::flags`]: intra-zone traffic is not implicitly allowed.
+pub const ZONE_ISOLATED: u32 = 1 << 1;
+
+/// Per-zone flags, indexed by zone id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZoneInfo {
+    pub flags: u32,
+}
+
+/// Key of the pair table: which intervals decide traffic from `src_zone` to
+/// `dst_zone` with IP protocol `proto` (or [`PROTO_ANY`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PairKey {
+    pub src_zone: u32,
+    pub dst_zone: u32,
+    pub proto: u32,
+}
+
+/// A run of `count` intervals starting at index `first` of the interval array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    pub first: u32,
+    pub count: u32,
+}
+
+/// [`Interval::verdict`]: the packet is dropped (or audited in monitor mode).
+pub const VERDICT_DENY: u16 = 0;
+/// [`Interval::verdict`]: the packet is allowed and its connection tracked.
+pub const VERDICT_ALLOW: u16 = 1;
+
+/// One interval of destination ports (TCP, UDP, SCTP) or ICMP types, for one
+/// pair and protocol. A pair's intervals are sorted by `lo`, disjoint, and
+/// cover the whole space `0..=65535`, so a binary search on `lo` always finds
+/// the one interval holding a port. Protocols without ports look up port 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Interval {
+    pub lo: u16,
+    pub hi: u16,
+    /// `VERDICT_*`.
+    pub verdict: u16,
+    pub _reserved: u16,
+    /// The deciding rule: the covering deny if any, else the covering allow
+    /// with the lowest id; [`RULE_NONE`] for default deny.
+    pub rule: u32,
+}
+
+/// An IPv4 address as the 16-byte key form (`::ffff:a.b.c.d`).
+#[must_use]
+pub const fn v4_mapped(v4: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
+    ]
+}
+
+/// Tracked connection key, in the direction of the packet that started it.
+/// For ICMP echo, `sport` is the echo identifier and `dport` is 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+/// [`CtEntry::state`].
+pub const CT_NEW: u32 = 0;
+pub const CT_ESTABLISHED: u32 = 1;
+pub const CT_CLOSING: u32 = 2;
+
+/// Idle timeouts by state, in nanoseconds.
+pub const CT_TIMEOUT_NEW_NS: u64 = 30 * 1_000_000_000;
+pub const CT_TIMEOUT_ESTABLISHED_TCP_NS: u64 = 2 * 3600 * 1_000_000_000;
+pub const CT_TIMEOUT_UDP_NS: u64 = 120 * 1_000_000_000;
+pub const CT_TIMEOUT_ICMP_NS: u64 = 30 * 1_000_000_000;
+pub const CT_TIMEOUT_CLOSING_NS: u64 = 10 * 1_000_000_000;
+
+/// A tracked connection.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtEntry {
+    /// `bpf_ktime_get_ns` of the last packet in either direction.
+    pub last_seen_ns: u64,
+    /// The policy generation under which it was last allowed.
+    pub generation: u32,
+    /// `CT_*`.
+    pub state: u32,
+    pub src_zone: u32,
+    pub dst_zone: u32,
+    /// The rule that allowed it ([`RULE_NONE`] for intra-zone).
+    pub rule: u32,
+    pub _reserved: u32,
+}
+
+/// An IPv4 datagram whose first fragment passed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    /// IP identification, network byte order as on the wire.
+    pub id: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Failsafe entry: traffic to `addr` with protocol `proto` and destination
+/// port `port` always passes (by default: SSH to the gateway's own addresses).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FailsafeKey {
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Indexes of the per-CPU counter array. Drop reasons are the `DROP_*` ones.
+pub mod counter {
+    pub const PACKETS: u32 = 0;
+    pub const NON_IP: u32 = 1;
+    pub const IPV4: u32 = 2;
+    pub const IPV6: u32 = 3;
+    pub const TCP: u32 = 4;
+    pub const UDP: u32 = 5;
+    pub const ICMP: u32 = 6;
+    pub const ICMPV6: u32 = 7;
+    pub const SCTP: u32 = 8;
+    pub const OTHER_PROTO: u32 = 9;
+    pub const VLAN: u32 = 10;
+    pub const NEIGHBOR_DISCOVERY: u32 = 11;
+    pub const PASS_TRACKED: u32 = 12;
+    pub const PASS_INTRA_ZONE: u32 = 13;
+    pub const PASS_RULE: u32 = 14;
+    pub const PASS_FAILSAFE: u32 = 15;
+    pub const PASS_FRAGMENT: u32 = 16;
+    pub const AUDIT: u32 = 17;
+    pub const DROP_POLICY: u32 = 18;
+    pub const DROP_QUARANTINE: u32 = 19;
+    pub const DROP_TRUNCATED: u32 = 20;
+    pub const DROP_MALFORMED: u32 = 21;
+    pub const DROP_FRAGMENT: u32 = 22;
+    pub const EVENTS_SENT: u32 = 23;
+    pub const EVENTS_RATE_LIMITED: u32 = 24;
+    pub const EVENTS_LOST: u32 = 25;
+    pub const CT_REDECIDED: u32 = 26;
+    /// Number of counters (the array's size).
+    pub const COUNT: u32 = 32;
+
+    /// Metric-friendly names, indexed by counter id.
+    pub const NAMES: [&str; 27] = [
+        "packets",
+        "non_ip",
+        "ipv4",
+        "ipv6",
+        "tcp",
+        "udp",
+        "icmp",
+        "icmpv6",
+        "sctp",
+        "other_proto",
+        "vlan",
+        "neighbor_discovery",
+        "pass_tracked",
+        "pass_intra_zone",
+        "pass_rule",
+        "pass_failsafe",
+        "pass_fragment",
+        "audit",
+        "drop_policy",
+        "drop_quarantine",
+        "drop_truncated",
+        "drop_malformed",
+        "drop_fragment",
+        "events_sent",
+        "events_rate_limited",
+        "events_lost",
+        "ct_redecided",
+    ];
+}
+
+/// [`Event::verdict`].
+pub const EVENT_DROP: u8 = 0;
+pub const EVENT_AUDIT: u8 = 1;
+
+/// A drop or audit event, sent to the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    pub ts_ns: u64,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    /// `EVENT_*`.
+    pub verdict: u8,
+    /// `IP version`: 4 or 6.
+    pub family: u8,
+    pub _pad: u8,
+    /// The counter id of the drop reason (`counter::DROP_*`, or `AUDIT`).
+    pub reason: u32,
+    pub ifindex: u32,
+    pub src_zone: u32,
+    pub dst_zone: u32,
+    pub rule: u32,
+    pub generation: u32,
+}
+
+/// Per-CPU token bucket for events.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    pub tokens: u64,
+    pub last_ns: u64,
+}
+
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<Config>() == 16);
+    assert!(size_of::<ZoneInfo>() == 4);
+    assert!(size_of::<PairKey>() == 12);
+    assert!(size_of::<Span>() == 8);
+    assert!(size_of::<Interval>() == 12);
+    assert!(size_of::<CtKey>() == 40);
+    assert!(size_of::<CtEntry>() == 32);
+    assert!(size_of::<FragKey>() == 12);
+    assert!(size_of::<FailsafeKey>() == 20);
+    assert!(size_of::<Event>() == 72);
+    assert!(size_of::<RateLimit>() == 16);
+    assert!(counter::NAMES.len() as u32 <= counter::COUNT);
+};
+
+#[cfg(feature = "user")]
+#[allow(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
+mod pod {
+    use super::{
+        Config, CtEntry, CtKey, Event, FailsafeKey, FragKey, Interval, PairKey, RateLimit, Span,
+        ZoneInfo,
+    };
+    // SAFETY: every type here is `#[repr(C)]`, `Copy`, made only of integers and
+    // integer arrays, and has no padding (sizes asserted above), so any bit
+    // pattern is a valid value and every byte is initialized.
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for ZoneInfo {}
+    unsafe impl aya::Pod for PairKey {}
+    unsafe impl aya::Pod for Span {}
+    unsafe impl aya::Pod for Interval {}
+    unsafe impl aya::Pod for CtKey {}
+    unsafe impl aya::Pod for CtEntry {}
+    unsafe impl aya::Pod for FragKey {}
+    unsafe impl aya::Pod for FailsafeKey {}
+    unsafe impl aya::Pod for Event {}
+    unsafe impl aya::Pod for RateLimit {}
+}
