@@ -1,0 +1,16 @@
+//! Test harness for wardgate's kernel and end-to-end tests.
+//!
+//! - [`privilege`]: decide whether a privileged test can run; prints
+//!   `skipping: <reason>` when it cannot, and fails instead under `CI=true`.
+//! - [`netns`]: network-namespace topologies (hosts, a gateway between them,
+//!   veth links, addresses, routes), torn down on drop, also on panic.
+//! - [`traffic`]: real TCP connect, UDP exchange and ICMP echo between
+//!   namespaces, each with a timeout, reporting success or failure.
+//! - [`testrun`]: `BPF_PROG_TEST_RUN` on a loaded XDP program.
+//! - [`packet`]: crafted frames for test runs.
+
+pub mod netns;
+pub mod packet;
+pub mod privilege;
+pub mod testrun;
+pub mod traffic;

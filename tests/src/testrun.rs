@@ -1,0 +1,54 @@
+//! `BPF_PROG_TEST_RUN` on a loaded XDP program (aya's `TestRun`).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+
+/// XDP actions, as the program returns them.
+pub const XDP_ABORTED: u32 = 0;
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+pub const XDP_REDIRECT: u32 = 4;
+
+/// Name of an XDP action, for messages.
+pub fn action_name(action: u32) -> &'static str {
+    match action {
+        XDP_ABORTED => "XDP_ABORTED",
+        XDP_DROP => "XDP_DROP",
+        XDP_PASS => "XDP_PASS",
+        XDP_TX => "XDP_TX",
+        XDP_REDIRECT => "XDP_REDIRECT",
+        _ => "unknown",
+    }
+}
+
+/// What one test run returned.
+#[derive(Clone, Copy, Debug)]
+pub struct RunResult {
+    pub action: u32,
+    /// The kernel's average duration of one run.
+    pub duration: Duration,
+}
+
+/// Runs `program` once on `frame`.
+pub fn run(program: &Xdp, frame: &[u8]) -> anyhow::Result<RunResult> {
+    run_repeat(program, frame, 1)
+}
+
+/// Runs `program` `repeat` times on `frame`; the duration is the kernel's per-run average.
+pub fn run_repeat(program: &Xdp, frame: &[u8], repeat: u32) -> anyhow::Result<RunResult> {
+    let mut out = vec![0u8; frame.len() + 256];
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(frame);
+    opts.data_out = Some(&mut out);
+    opts.repeat = repeat;
+    let result = program
+        .test_run(opts)
+        .with_context(|| format!("BPF_PROG_TEST_RUN on a {}-byte frame", frame.len()))?;
+    Ok(RunResult {
+        action: result.return_value,
+        duration: result.duration,
+    })
+}

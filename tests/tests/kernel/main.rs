@@ -1,0 +1,7 @@
+//! Kernel tests: the real XDP program in the real kernel.
+//!
+//! Each test starts with `privilege::kernel_tests_can_run`, which prints
+//! `skipping: <reason>` without CAP_BPF/CAP_NET_ADMIN, and fails under `CI=true`.
+
+mod harness;
+mod skeleton;

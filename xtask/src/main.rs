@@ -1,0 +1,48 @@
+//! `cargo xtask`: the project's automation.
+//!
+//! - `setup`: installs what building and testing need (nightly `rust-src`,
+//!   bpf-linker against nightly's LLVM, Debian packages); idempotent.
+//! - `build-ebpf`: builds the XDP program (through the agent's build.rs).
+//! - `test`: fmt check, clippy `-D warnings`, every test including the
+//!   privileged kernel tests.
+//! - `demo`: builds everything and shows wardgate's main job.
+//!
+//! Every command runs the parts of `setup` it needs first.
+
+mod demo;
+mod setup;
+mod sh;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the toolchain parts, bpf-linker and Debian packages (idempotent).
+    Setup,
+    /// Build the XDP program and the agent that embeds it.
+    BuildEbpf,
+    /// Run the whole test suite: fmt, clippy, unit, integration and kernel tests.
+    Test,
+    /// Build everything and run the demo.
+    Demo,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::all(),
+        Command::BuildEbpf => {
+            setup::ebpf_toolchain()?;
+            sh::cargo(&["build", "--package", "wardgate-agent"])
+        }
+        Command::Test => test::run(),
+        Command::Demo => demo::run(),
+    }
+}
