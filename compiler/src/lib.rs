@@ -1,3 +1,22 @@
 //! The wardgate compiler: policy in, `(PolicyImage, Vec<Diagnostic>)` out.
 //!
 //! Pure: no syscalls, no aya. Same input, byte-identical image.
+//!
+//! What it is: resolution of the AST into a zone model ([`model`]), rule
+//! lowering to the datapath's interval tables ([`lower`]), the policy image
+//! ([`image`]), the reference evaluator ([`eval`]), the flow graph and
+//! requirement proofs ([`graph`]), lints ([`lints`]), and the reviewer's views
+//! (`query`, `graph`, `diff`, `report`). What it is not: a parser (that is
+//! `wardgate-lang`) or a loader (that is `wardgate-agent`).
+
+pub mod eval;
+pub mod graph;
+pub mod image;
+pub mod lower;
+pub mod model;
+pub mod prefix;
+#[doc(hidden)]
+pub mod testutil;
+
+pub use eval::{Decision, Packet, Verdict, decide};
+pub use image::{ImageError, PolicyImage};
