@@ -1,0 +1,218 @@
+//! Checks that need only the AST: duplicate names, undefined zone, tag and
+//! service references, service cycles, conflicting zone items.
+//!
+//! Value checks (addresses, prefixes, ports, ICMP types, dates, keywords as
+//! names) happen while parsing; inventory checks while loading.
+
+use std::collections::HashMap;
+
+use crate::ast::{Node, Policy, Selector, ServiceAtom, ZoneItem};
+use crate::codes;
+use crate::diagnostic::Diagnostic;
+use crate::parser::suggest;
+use crate::span::Span;
+
+/// Runs every name check over a merged policy.
+#[must_use]
+pub fn check_policy(policy: &Policy) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+
+    // Duplicate definitions.
+    let mut zones: HashMap<&str, Span> = HashMap::new();
+    for z in &policy.zones {
+        if let Some(first) = zones.get(z.name.as_str()) {
+            out.push(
+                Diagnostic::new(
+                    &codes::DUPLICATE_ZONE,
+                    z.name.span,
+                    format!("zone `{}` is declared twice", z.name.node),
+                )
+                .with_primary_label("declared again here")
+                .with_label(*first, "first declared here")
+                .with_help("merge the two declarations into one"),
+            );
+        } else {
+            zones.insert(z.name.as_str(), z.name.span);
+        }
+    }
+    let mut services: HashMap<&str, &Node<crate::ast::Service>> = HashMap::new();
+    for s in &policy.services {
+        if let Some(first) = services.get(s.name.as_str()) {
+            out.push(
+                Diagnostic::new(
+                    &codes::DUPLICATE_SERVICE,
+                    s.name.span,
+                    format!("service `{}` is defined twice", s.name.node),
+                )
+                .with_primary_label("defined again here")
+                .with_label(first.name.span, "first defined here")
+                .with_help("list every port in one definition"),
+            );
+        } else {
+            services.insert(s.name.as_str(), s);
+        }
+    }
+
+    // Conflicting single-valued zone items.
+    for z in &policy.zones {
+        let mut seen: HashMap<&'static str, Span> = HashMap::new();
+        for item in &z.items {
+            let key = match item.node {
+                ZoneItem::Mode(_) => "mode",
+                ZoneItem::Criticality(_) => "criticality",
+                ZoneItem::Description(_) => "description",
+                _ => continue,
+            };
+            if let Some(first) = seen.get(key) {
+                out.push(
+                    Diagnostic::new(
+                        &codes::CONFLICTING_ZONE_ITEM,
+                        item.span,
+                        format!("zone `{}` sets `{key}` twice", z.name.node),
+                    )
+                    .with_primary_label("set again here")
+                    .with_label(*first, "first set here")
+                    .with_help(format!("a zone has one `{key}`; keep one of them")),
+                );
+            } else {
+                seen.insert(key, item.span);
+            }
+        }
+    }
+
+    // References.
+    let tags: Vec<&str> = policy
+        .zones
+        .iter()
+        .flat_map(|z| z.tags().map(|t| t.as_str()))
+        .collect();
+    let zone_names: Vec<&str> = policy.zones.iter().map(|z| z.name.as_str()).collect();
+    let selectors = policy
+        .rules
+        .iter()
+        .flat_map(|r| r.src.iter().chain(&r.dst))
+        .chain(
+            policy
+                .requirements
+                .iter()
+                .flat_map(|r| r.src.iter().chain(&r.dst)),
+        );
+    for sel in selectors {
+        match &sel.node {
+            Selector::Zone(name) if !zones.contains_key(name.as_str()) => {
+                let mut d = Diagnostic::new(
+                    &codes::UNDEFINED_ZONE,
+                    name.span,
+                    format!("zone `{}` is not declared", name.node),
+                )
+                .with_primary_label("no zone of this name");
+                if let Some(s) = suggest(name, zone_names.iter().copied()) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                } else if tags.contains(&name.as_str()) {
+                    d = d.with_help(format!(
+                        "`{}` is a tag; select the zones carrying it with `tag:{}`",
+                        name.node, name.node
+                    ));
+                } else {
+                    d = d.with_help(format!("declare it with `zone {} {{ ... }}`", name.node));
+                }
+                out.push(d);
+            }
+            Selector::Tag(name) if !tags.contains(&name.as_str()) => {
+                let mut d = Diagnostic::new(
+                    &codes::UNDEFINED_TAG,
+                    sel.span,
+                    format!("no zone carries the tag `{}`", name.node),
+                )
+                .with_primary_label("selects no zone");
+                if let Some(s) = suggest(name, tags.iter().copied()) {
+                    d = d.with_help(format!("did you mean `tag:{s}`?"));
+                } else {
+                    d = d.with_help(format!(
+                        "add `tags {}` to the zones it is meant for",
+                        name.node
+                    ));
+                }
+                out.push(d);
+            }
+            _ => {}
+        }
+    }
+    let service_names: Vec<&str> = policy.services.iter().map(|s| s.name.as_str()).collect();
+    let atoms = policy
+        .rules
+        .iter()
+        .flat_map(|r| r.services.iter())
+        .chain(policy.services.iter().flat_map(|s| s.atoms.iter()));
+    for atom in atoms {
+        if let ServiceAtom::Named(name) = &atom.node
+            && !services.contains_key(name.as_str())
+        {
+            let mut d = Diagnostic::new(
+                &codes::UNDEFINED_SERVICE,
+                name.span,
+                format!("service `{}` is not defined", name.node),
+            )
+            .with_primary_label("no service of this name");
+            d = match suggest(name, service_names.iter().copied()) {
+                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                None => d.with_help(format!(
+                    "define it with `service {} = ...`, or write the protocol and port, such as `tcp/443`",
+                    name.node
+                )),
+            };
+            out.push(d);
+        }
+    }
+
+    // Service cycles: depth-first search, reporting each cycle once at the
+    // definition where it is first entered.
+    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
+    for s in &policy.services {
+        let mut stack = Vec::new();
+        visit_service(s.name.as_str(), &services, &mut state, &mut stack, &mut out);
+    }
+    out
+}
+
+fn visit_service<'p>(
+    name: &'p str,
+    services: &HashMap<&'p str, &'p Node<crate::ast::Service>>,
+    state: &mut HashMap<&'p str, u8>,
+    stack: &mut Vec<(&'p str, Span)>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(def) = services.get(name) else {
+        return;
+    };
+    match state.get(name) {
+        Some(2) => return,
+        Some(1) => {
+            let at = stack.iter().position(|(n, _)| *n == name).unwrap_or(0);
+            let cycle: Vec<&str> = stack[at..].iter().map(|(n, _)| *n).chain([name]).collect();
+            let (_, use_span) = stack[stack.len() - 1];
+            let mut d = Diagnostic::new(
+                &codes::SERVICE_CYCLE,
+                use_span,
+                format!("service `{name}` is defined in terms of itself"),
+            )
+            .with_primary_label(format!("`{}`", cycle.join("` -> `")))
+            .with_help("break the circle: list the ports in one of the services");
+            if def.name.span != use_span {
+                d = d.with_label(def.name.span, "defined here");
+            }
+            out.push(d);
+            return;
+        }
+        _ => {}
+    }
+    state.insert(name, 1);
+    for atom in &def.atoms {
+        if let ServiceAtom::Named(next) = &atom.node {
+            stack.push((name, next.span));
+            visit_service(next.as_str(), services, state, stack, out);
+            stack.pop();
+        }
+    }
+    state.insert(name, 2);
+}

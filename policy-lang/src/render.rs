@@ -1,0 +1,1 @@
+//! Diagnostic renderers: human (miette), JSON, SARIF, GitHub annotations.
