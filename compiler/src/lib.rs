@@ -20,3 +20,16 @@ pub mod testutil;
 
 pub use eval::{Decision, Packet, Verdict, decide};
 pub use image::{ImageError, PolicyImage};
+
+/// Lowers a resolved policy and builds its image, for the rules in force on
+/// `today` (every rule when `None`).
+///
+/// # Errors
+/// [`ImageError::Capacity`] when the policy does not fit the datapath's maps.
+pub fn build_image(
+    policy: &model::Policy,
+    today: Option<model::Date>,
+) -> Result<PolicyImage, ImageError> {
+    let lowered = lower::lower(policy, today)?;
+    PolicyImage::build(policy, &lowered)
+}

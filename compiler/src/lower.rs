@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use wardgate_common::maps::MAX_PAIRS;
 use wardgate_common::{Interval, PROTO_ANY, PairKey, RULE_NONE, VERDICT_ALLOW, VERDICT_DENY};
 
+use crate::image::ImageError;
 use crate::model::{Action, Date, Policy, RuleId, ZoneId};
 
 /// The lowered rule tables and per-rule facts found on the way.
@@ -44,19 +45,12 @@ pub struct Lowered {
     pub needed: Vec<bool>,
 }
 
-/// Lowering failed: the policy does not fit the datapath's maps.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum LowerError {
-    #[error("the policy needs more than {max} zone-pair tables (the datapath holds {max})")]
-    TooManyPairs { max: u32 },
-}
-
 /// Lowers every rule in force on `today` (all rules when `None`).
 ///
 /// # Errors
-/// [`LowerError::TooManyPairs`] when the rules name more zone pairs and
+/// [`ImageError::Capacity`] when the rules name more zone pairs and
 /// protocols than the datapath's pair map can hold.
-pub fn lower(policy: &Policy, today: Option<Date>) -> Result<Lowered, LowerError> {
+pub fn lower(policy: &Policy, today: Option<Date>) -> Result<Lowered, ImageError> {
     let n = policy.rules.len();
     let mut out = Lowered {
         tables: BTreeMap::new(),
@@ -81,7 +75,7 @@ pub fn lower(policy: &Policy, today: Option<Date>) -> Result<Lowered, LowerError
                 out.considered[id as usize] = true;
                 pairs.entry((s, d)).or_default().push(id);
                 if pairs.len() > MAX_PAIRS as usize {
-                    return Err(LowerError::TooManyPairs { max: MAX_PAIRS });
+                    return Err(too_many_pairs(pairs.len()));
                 }
             }
         }
@@ -122,7 +116,7 @@ pub fn lower(policy: &Policy, today: Option<Date>) -> Result<Lowered, LowerError
             }
             let table = sweep(policy, &segs, &mut out);
             if out.tables.len() >= MAX_PAIRS as usize {
-                return Err(LowerError::TooManyPairs { max: MAX_PAIRS });
+                return Err(too_many_pairs(out.tables.len()));
             }
             out.tables.insert(
                 PairKey {
@@ -135,6 +129,14 @@ pub fn lower(policy: &Policy, today: Option<Date>) -> Result<Lowered, LowerError
         }
     }
     Ok(out)
+}
+
+fn too_many_pairs(count: usize) -> ImageError {
+    ImageError::Capacity {
+        what: "zone-pair tables",
+        count,
+        max: MAX_PAIRS,
+    }
 }
 
 /// One table: the partition of `0..=65535` by the covering rules `segs`
