@@ -12,9 +12,12 @@ use crate::diagnostic::Diagnostic;
 use crate::parser::suggest;
 use crate::span::Span;
 
-/// Runs every name check over a merged policy.
+/// Runs every name check over a merged policy. With `references` false
+/// (after a syntax error, when a declaration may have been lost) undefined
+/// references are not reported: they would only be echoes of the syntax
+/// error.
 #[must_use]
-pub fn check_policy(policy: &Policy) -> Vec<Diagnostic> {
+pub fn check_policy(policy: &Policy, references: bool) -> Vec<Diagnostic> {
     let mut out = Vec::new();
 
     // Duplicate definitions.
@@ -80,7 +83,26 @@ pub fn check_policy(policy: &Policy) -> Vec<Diagnostic> {
         }
     }
 
-    // References.
+    if references {
+        check_references(policy, &zones, &services, &mut out);
+    }
+
+    // Service cycles: depth-first search, reporting each cycle once at the
+    // definition where it is first entered.
+    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
+    for s in &policy.services {
+        let mut stack = Vec::new();
+        visit_service(s.name.as_str(), &services, &mut state, &mut stack, &mut out);
+    }
+    out
+}
+
+fn check_references(
+    policy: &Policy,
+    zones: &HashMap<&str, Span>,
+    services: &HashMap<&str, &Node<crate::ast::Service>>,
+    out: &mut Vec<Diagnostic>,
+) {
     let tags: Vec<&str> = policy
         .zones
         .iter()
@@ -164,15 +186,6 @@ pub fn check_policy(policy: &Policy) -> Vec<Diagnostic> {
             out.push(d);
         }
     }
-
-    // Service cycles: depth-first search, reporting each cycle once at the
-    // definition where it is first entered.
-    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
-    for s in &policy.services {
-        let mut stack = Vec::new();
-        visit_service(s.name.as_str(), &services, &mut state, &mut stack, &mut out);
-    }
-    out
 }
 
 fn visit_service<'p>(

@@ -70,7 +70,8 @@ pub fn load_with(
     loaded.policy = Policy::from_files(&loaded.files);
     let mut diags = std::mem::take(&mut loaded.diagnostics);
     add_inventory(&mut loaded, inventories, &mut diags);
-    diags.extend(check_policy(&loaded.policy));
+    let references = !has_syntax_errors(&diags);
+    diags.extend(check_policy(&loaded.policy, references));
     diagnostic::sort(&mut diags);
     loaded.diagnostics = diags;
     Ok(loaded)
@@ -85,10 +86,20 @@ pub fn parse_str(name: &str, text: &str) -> Loaded {
     let (file, mut diags) = parse_file(id, text);
     loaded.files.push(file);
     loaded.policy = Policy::from_files(&loaded.files);
-    diags.extend(check_policy(&loaded.policy));
+    let references = !has_syntax_errors(&diags);
+    diags.extend(check_policy(&loaded.policy, references));
     diagnostic::sort(&mut diags);
     loaded.diagnostics = diags;
     loaded
+}
+
+/// Syntax errors (WG1xx) may have swallowed declarations.
+fn has_syntax_errors(diags: &[Diagnostic]) -> bool {
+    diags.iter().any(|d| {
+        d.code.starts_with("WG1")
+            && d.code != codes::KEYWORD_AS_NAME.code
+            && d.code != codes::INVALID_ADDRESS.code
+    })
 }
 
 struct Loader<'r> {

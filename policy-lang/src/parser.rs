@@ -44,14 +44,20 @@ const STATEMENT_KEYWORDS: &[&str] = &[
 /// the AST holds every statement that could be read.
 #[must_use]
 pub fn parse_file(file: FileId, text: &str) -> (File, Vec<Diagnostic>) {
+    let scan = scan(file, text);
+    let comment_ends = scan
+        .comments
+        .iter()
+        .map(|c| (c.span.start, c.span.end))
+        .collect();
     let mut p = Parser {
         file,
         text,
         offset: 0,
         diagnostics: Vec::new(),
         statements: Vec::new(),
+        comment_ends,
     };
-    let scan = scan(file, text);
     p.diagnostics.extend(scan.diagnostics.iter().cloned());
     p.parse_with_recovery(&scan.bad_string_lines);
     let mut out = File {
@@ -71,6 +77,7 @@ pub fn parse_service_atom(file: FileId, text: &str) -> Result<Node<ServiceAtom>,
         offset: 0,
         diagnostics: Vec::new(),
         statements: Vec::new(),
+        comment_ends: Vec::new(),
     };
     match WardParser::parse(Rule::eof_service, text) {
         Ok(mut pairs) => {
@@ -96,6 +103,8 @@ struct Parser<'a> {
     offset: usize,
     diagnostics: Vec<Diagnostic>,
     statements: Vec<Node<Statement>>,
+    /// (start, end) of every comment, sorted by end.
+    comment_ends: Vec<(usize, usize)>,
 }
 
 // ---------------------------------------------------------------------------
@@ -380,9 +389,23 @@ pub(crate) fn suggest<'c>(
 }
 
 impl<'a> Parser<'a> {
+    /// The span of a pair, without the whitespace and comments that pest's
+    /// implicit skipping leaves at the end of a rule followed by `*` or `?`.
     fn span_of(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, self.offset + s.start(), self.offset + s.end())
+        let start = self.offset + s.start();
+        let mut end = self.offset + s.end();
+        let bytes = self.text.as_bytes();
+        while end > start {
+            if bytes[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            } else if let Ok(i) = self.comment_ends.binary_search_by_key(&end, |c| c.1) {
+                end = self.comment_ends[i].0;
+            } else {
+                break;
+            }
+        }
+        Span::new(self.file, start, end)
     }
 
     fn parse_with_recovery(&mut self, bad_string_lines: &[usize]) {
@@ -443,6 +466,8 @@ impl<'a> Parser<'a> {
         if expected.len() > 1 {
             expected.retain(|d| *d != "the end of the file");
         }
+        // Descriptions first, single tokens (`}`) last.
+        expected.sort_by_key(|d| d.starts_with('`'));
         let (start, end) = token_at(self.text, at);
         let found = &self.text[start..end];
         let found_words = if found.is_empty() {
@@ -459,7 +484,12 @@ impl<'a> Parser<'a> {
             &codes::SYNTAX_ERROR,
             Span::new(self.file, start, end),
             message,
-        );
+        )
+        .with_primary_label(if found.is_empty() {
+            "the file ends here"
+        } else {
+            "not expected here"
+        });
         let word = found.split(['/', ':']).next().unwrap_or(found);
         let candidates = positives
             .iter()

@@ -1,0 +1,111 @@
+//! `wardgate check FILE`: parse, resolve, prove requirements, lint.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use wardgate_lang::date::Date;
+use wardgate_lang::render::{self, Format};
+use wardgate_lang::{Diagnostic, Loaded, Severity};
+
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, all_codes, exit, parse_date};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The root policy file (`include`s and `inventory` files are followed).
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+    pub format: FormatArg,
+    /// Exit 1 on warnings too.
+    #[arg(long)]
+    pub deny_warnings: bool,
+    /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
+    #[arg(long, value_parser = parse_date, value_name = "DATE")]
+    pub today: Option<Date>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Human,
+    Json,
+    Sarif,
+    Github,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Human => Format::Human,
+            FormatArg::Json => Format::Json,
+            FormatArg::Sarif => Format::Sarif,
+            FormatArg::Github => Format::Github,
+        }
+    }
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    let loaded = match wardgate_lang::load(&args.file) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", args.file.display());
+            return exit(EXIT_FAILURE);
+        }
+    };
+    let today = args.today.unwrap_or_else(Date::today_utc);
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(analyze(&loaded, today));
+    wardgate_lang::diagnostic::sort(&mut diagnostics);
+
+    let format = Format::from(args.format);
+    print!(
+        "{}",
+        render::render(format, &diagnostics, &loaded.sources, &all_codes())
+    );
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    if format == Format::Human {
+        println!(
+            "{}",
+            summary(&args.file.display().to_string(), errors, warnings)
+        );
+    }
+    if errors > 0 || (args.deny_warnings && warnings > 0) {
+        exit(EXIT_PROBLEMS)
+    } else {
+        exit(EXIT_OK)
+    }
+}
+
+/// The compiler's graph checks and lints over a loaded policy.
+fn analyze(loaded: &Loaded, today: Date) -> Vec<Diagnostic> {
+    // compiler analysis plugs in here: resolution (WG3xx), requirements
+    // (WG4xx) and lints (WG5xx), e.g. `wardgate_compiler::analyze(loaded, today)`.
+    let _ = (loaded, today);
+    Vec::new()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn summary(file: &str, errors: usize, warnings: usize) -> String {
+    if errors == 0 && warnings == 0 {
+        format!("{file}: no problems found")
+    } else {
+        format!(
+            "{file}: {}, {}",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
+    }
+}

@@ -1,0 +1,35 @@
+//! The subcommands of `wardgate`, one module each.
+
+pub mod check;
+pub mod fmt;
+
+use std::process::ExitCode;
+
+use wardgate_lang::CodeInfo;
+use wardgate_lang::date::Date;
+
+/// No problems (or nothing to change).
+pub const EXIT_OK: u8 = 0;
+/// Problems found: errors, warnings with `--deny-warnings`, files to format.
+pub const EXIT_PROBLEMS: u8 = 1;
+/// Usage or I/O failure (clap also exits 2 on bad usage).
+pub const EXIT_FAILURE: u8 = 2;
+
+pub fn exit(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}
+
+/// Every diagnostic code the CLI can report: SARIF rule entries and
+/// `docs/diagnostics.md` are generated from this list.
+pub fn all_codes() -> Vec<&'static CodeInfo> {
+    let mut codes: Vec<&'static CodeInfo> = wardgate_lang::codes::ALL.iter().collect();
+    // The compiler's codes (WG3xx-WG5xx) are appended here.
+    codes.sort_by_key(|c| c.code);
+    codes
+}
+
+/// clap value parser for `--today`.
+pub fn parse_date(s: &str) -> Result<Date, String> {
+    s.parse::<Date>()
+        .map_err(|e| format!("`{s}` is not a date: {e}"))
+}
