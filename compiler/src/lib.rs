@@ -9,15 +9,20 @@
 //! (`query`, `graph`, `diff`, `report`). What it is not: a parser (that is
 //! `wardgate-lang`) or a loader (that is `wardgate-agent`).
 
+pub mod analysis;
+pub mod codes;
 pub mod eval;
 pub mod graph;
 pub mod image;
+pub mod lints;
 pub mod lower;
 pub mod model;
 pub mod prefix;
+pub mod resolve;
 #[doc(hidden)]
 pub mod testutil;
 
+pub use analysis::{Analysis, Options, analyze, compile};
 pub use eval::{Decision, Packet, Verdict, decide};
 pub use image::{ImageError, PolicyImage};
 

@@ -43,6 +43,8 @@ pub struct Lowered {
     pub effective: Vec<bool>,
     /// Per allow rule: it is the only allow for some allowed packet.
     pub needed: Vec<bool>,
+    /// Zone pair to the rules in force that the datapath consults for it.
+    pub by_pair: HashMap<(ZoneId, ZoneId), Vec<RuleId>>,
 }
 
 /// Lowers every rule in force on `today` (all rules when `None`).
@@ -58,6 +60,7 @@ pub fn lower(policy: &Policy, today: Option<Date>) -> Result<Lowered, ImageError
         considered: vec![false; n],
         effective: vec![false; n],
         needed: vec![false; n],
+        by_pair: HashMap::new(),
     };
 
     // Group the rules by zone pair.
@@ -128,6 +131,7 @@ pub fn lower(policy: &Policy, today: Option<Date>) -> Result<Lowered, ImageError
             );
         }
     }
+    out.by_pair = pairs;
     Ok(out)
 }
 

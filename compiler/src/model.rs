@@ -32,6 +32,9 @@ pub struct Origin {
     /// Length in bytes.
     #[serde(skip)]
     pub len: usize,
+    /// The file's id in the loaded policy's source map.
+    #[serde(skip)]
+    pub file_id: u32,
 }
 
 impl Origin {
@@ -43,7 +46,18 @@ impl Origin {
             column,
             offset: 0,
             len: 0,
+            file_id: 0,
         }
+    }
+
+    /// The span for diagnostics.
+    #[must_use]
+    pub fn span(&self) -> wardgate_lang::Span {
+        wardgate_lang::Span::new(
+            wardgate_lang::FileId(self.file_id),
+            self.offset,
+            self.offset + self.len,
+        )
     }
 }
 

@@ -128,7 +128,7 @@ impl Lpm {
             maps.entry(k.len).or_default().insert(k.addr, z);
         }
         let mut by_len: Vec<_> = maps.into_iter().collect();
-        by_len.sort_by(|a, b| b.0.cmp(&a.0));
+        by_len.sort_by_key(|e| std::cmp::Reverse(e.0));
         Self { by_len }
     }
 

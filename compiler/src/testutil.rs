@@ -71,3 +71,16 @@ pub fn udp(lo: u16, hi: u16) -> ServiceAtom {
 pub fn any() -> ServiceAtom {
     ServiceAtom::ANY
 }
+
+/// Parses one policy text and runs the compiler's analysis; panics on
+/// language errors (tests write valid policies).
+#[must_use]
+pub fn check_text(text: &str, today: Option<crate::model::Date>) -> Vec<wardgate_lang::Diagnostic> {
+    let loaded = wardgate_lang::parse_str("test.ward", text);
+    assert!(
+        !loaded.has_errors(),
+        "test policy has language errors: {:#?}",
+        loaded.diagnostics
+    );
+    crate::analyze(&loaded, &crate::Options { today }).diagnostics
+}

@@ -54,12 +54,15 @@ fn atom() -> impl Strategy<Value = ServiceAtom> {
     ]
 }
 
+/// (allow?, source zones, destination zones, services, expiry day offset).
+type RuleSpec = (bool, Vec<usize>, Vec<usize>, Vec<ServiceAtom>, Option<u8>);
+
 #[derive(Clone, Debug)]
 struct Spec {
     zones: usize,
     flags: Vec<(bool, bool)>,
     owners: Vec<Option<usize>>,
-    rules: Vec<(bool, Vec<usize>, Vec<usize>, Vec<ServiceAtom>, Option<u8>)>,
+    rules: Vec<RuleSpec>,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {

@@ -1,0 +1,292 @@
+//! Resolution: the AST of a loaded policy to the zone model.
+//!
+//! Selectors become zone sets (`tag:`, `world`, `any`, lists), services
+//! become protocol/port atoms, inventory hosts are already in their zones.
+//! Name errors (undefined zone, tag or service) are the language crate's
+//! diagnostics; a statement with such a name is left out here. Resolution
+//! adds its own errors: the same prefix in two zones, IPv6 prefixes in the
+//! IPv4-mapped block.
+
+use std::collections::{BTreeSet, HashMap};
+
+use wardgate_lang::Diagnostic;
+use wardgate_lang::ast::{self, Selector};
+use wardgate_lang::span::{SourceMap, Span};
+
+use crate::codes;
+use crate::model::{
+    Action, Criticality, Date, Origin, Policy, PrefixDecl, RequireKind, Requirement, Rule,
+    ServiceAtom, ServiceDef, Zone, ZoneId,
+};
+use crate::prefix::{Key, is_v4_mapped_v6};
+
+/// Where a span is, as an [`Origin`].
+#[must_use]
+pub fn origin(sources: &SourceMap, span: Span) -> Origin {
+    let lc = sources.start(span);
+    Origin {
+        file: sources.path(span.file).display().to_string(),
+        line: u32::try_from(lc.line).unwrap_or(u32::MAX),
+        column: u32::try_from(lc.column).unwrap_or(u32::MAX),
+        offset: span.start,
+        len: span.len(),
+        file_id: span.file.0,
+    }
+}
+
+/// The statement text on one line, whitespace collapsed.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn date(d: ast::Date) -> Date {
+    Date {
+        year: i32::from(d.year()),
+        month: d.month(),
+        day: d.day(),
+    }
+}
+
+/// Resolves a parsed, merged policy. The policy comes back canonicalized.
+#[must_use]
+pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut out = Policy::new();
+
+    // Zones (the first declaration of a name; duplicates are the language's error).
+    let mut by_name: HashMap<&str, ZoneId> = HashMap::new();
+    let mut prefix_owner: HashMap<Key, (ZoneId, Span)> = HashMap::new();
+    for z in &policy.zones {
+        if by_name.contains_key(z.name.as_str()) || z.name.node == "world" {
+            continue;
+        }
+        let mut zone = Zone::new(z.name.node.clone());
+        zone.origin = Some(origin(sources, z.name.span));
+        zone.tags = z.tags().map(|t| t.node.clone()).collect::<BTreeSet<_>>();
+        zone.monitor = z.mode() == ast::Mode::Monitor;
+        zone.isolated = z.is_isolated();
+        zone.criticality = z.criticality().map(|c| match c {
+            ast::Criticality::LifeCritical => Criticality::LifeCritical,
+            ast::Criticality::High => Criticality::High,
+            ast::Criticality::Medium => Criticality::Medium,
+            ast::Criticality::Low => Criticality::Low,
+        });
+        zone.description = z.description().map(str::to_owned);
+        zone.has_inventory = z.hosts().any(|h| h.device.is_some());
+        let id = u32::try_from(out.zones.len()).expect("zone count fits u32");
+        for p in z.prefixes() {
+            if is_v4_mapped_v6(&p.node) {
+                diags.push(
+                    Diagnostic::new(
+                        &codes::IPV4_MAPPED_PREFIX,
+                        p.span,
+                        format!("prefix `{}` is an IPv4-mapped IPv6 prefix", p.node),
+                    )
+                    .with_primary_label("IPv4-mapped")
+                    .with_help(format!(
+                        "write the IPv4 form `{}`",
+                        Key::of(p.node).network()
+                    )),
+                );
+                continue;
+            }
+            let key = Key::of(p.node);
+            match prefix_owner.get(&key) {
+                Some(&(owner, _)) if owner == id => continue,
+                Some(&(owner, first)) => {
+                    let owner_name = &out.zone(owner).name;
+                    diags.push(
+                        Diagnostic::new(
+                            &codes::DUPLICATE_PREFIX,
+                            p.span,
+                            format!(
+                                "prefix `{}` is declared by both `{owner_name}` and `{}`",
+                                p.node, z.name.node
+                            ),
+                        )
+                        .with_primary_label(format!("declared again for `{}`", z.name.node))
+                        .with_label(first, format!("first declared for `{owner_name}`"))
+                        .with_help(
+                            "keep the prefix in one zone, or split it into more specific prefixes",
+                        ),
+                    );
+                    continue;
+                }
+                None => {
+                    prefix_owner.insert(key, (id, p.span));
+                }
+            }
+            zone.prefixes.push(PrefixDecl {
+                net: p.node,
+                origin: origin(sources, p.span),
+            });
+        }
+        by_name.insert(z.name.as_str(), id);
+        out.add_zone(zone);
+    }
+    let mut by_tag: HashMap<&str, Vec<ZoneId>> = HashMap::new();
+    for z in &policy.zones {
+        if let Some(&id) = by_name.get(z.name.as_str()) {
+            for t in z.tags() {
+                let v = by_tag.entry(t.as_str()).or_default();
+                if v.last() != Some(&id) {
+                    v.push(id);
+                }
+            }
+        }
+    }
+    let all: Vec<ZoneId> = (0..out.zones.len())
+        .map(|i| u32::try_from(i).expect("zone count fits u32"))
+        .collect();
+    let select = |sels: &[ast::Node<Selector>]| -> Option<Vec<ZoneId>> {
+        let mut v = Vec::new();
+        for s in sels {
+            match &s.node {
+                Selector::Zone(n) if n.node == "world" => v.push(0),
+                Selector::Zone(n) => v.push(*by_name.get(n.as_str())?),
+                Selector::Tag(t) => v.extend(by_tag.get(t.as_str())?.iter().copied()),
+                Selector::World => v.push(0),
+                Selector::Any => v.extend(all.iter().copied()),
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        (!v.is_empty()).then_some(v)
+    };
+
+    // Services.
+    let mut service_index: HashMap<&str, usize> = HashMap::new();
+    for s in &policy.services {
+        if service_index.contains_key(s.name.as_str()) {
+            continue;
+        }
+        service_index.insert(s.name.as_str(), out.services.len());
+        out.services.push(ServiceDef {
+            name: s.name.node.clone(),
+            origin: origin(sources, s.name.span),
+            uses: 0,
+        });
+    }
+    let mut uses = vec![0u32; out.services.len()];
+    for s in &policy.services {
+        for a in &s.atoms {
+            if let ast::ServiceAtom::Named(n) = &a.node
+                && let Some(&i) = service_index.get(n.as_str())
+            {
+                uses[i] += 1;
+            }
+        }
+    }
+    let expand =
+        |atoms: &[ast::Node<ast::ServiceAtom>], uses: &mut Vec<u32>| -> Option<Vec<ServiceAtom>> {
+            let mut out_atoms = Vec::new();
+            let mut stack: Vec<(&ast::ServiceAtom, usize)> =
+                atoms.iter().map(|a| (&a.node, 0)).collect();
+            while let Some((a, depth)) = stack.pop() {
+                if depth > 32 {
+                    return None; // a service cycle: the language's error
+                }
+                match a {
+                    ast::ServiceAtom::Named(n) => {
+                        let i = *service_index.get(n.as_str())?;
+                        if depth == 0 {
+                            uses[i] += 1;
+                        }
+                        let def = policy.services.iter().find(|s| s.name.node == n.node)?;
+                        stack.extend(def.atoms.iter().map(|x| (&x.node, depth + 1)));
+                    }
+                    ast::ServiceAtom::Tcp(r) => out_atoms.push(ports(6, *r)),
+                    ast::ServiceAtom::Udp(r) => out_atoms.push(ports(17, *r)),
+                    ast::ServiceAtom::Sctp(r) => out_atoms.push(ports(132, *r)),
+                    ast::ServiceAtom::Icmp(t) => out_atoms.push(icmp(1, t.as_ref())),
+                    ast::ServiceAtom::Icmpv6(t) => out_atoms.push(icmp(58, t.as_ref())),
+                    ast::ServiceAtom::Proto(p) => out_atoms.push(ServiceAtom::proto(*p)),
+                    ast::ServiceAtom::Any => out_atoms.push(ServiceAtom::ANY),
+                }
+            }
+            out_atoms.sort_unstable();
+            out_atoms.dedup();
+            Some(out_atoms)
+        };
+
+    // Rules.
+    for r in &policy.rules {
+        let (Some(src), Some(dst), Some(services)) = (
+            select(&r.src),
+            select(&r.dst),
+            expand(&r.services, &mut uses),
+        ) else {
+            continue;
+        };
+        out.rules.push(Rule {
+            action: match r.action.node {
+                ast::Action::Allow => Action::Allow,
+                ast::Action::Deny => Action::Deny,
+            },
+            src,
+            dst,
+            services,
+            service_labels: r.services.iter().map(|s| label(&s.node)).collect(),
+            until: r.until.as_ref().map(|d| date(d.node)),
+            comment: r.comment.as_ref().map(|c| c.node.clone()),
+            text: one_line(sources.snippet(r.span)),
+            origin: origin(sources, r.span),
+        });
+    }
+    for (def, n) in out.services.iter_mut().zip(uses) {
+        def.uses = n;
+    }
+
+    // Requirements.
+    for q in &policy.requirements {
+        let (Some(from), Some(to)) = (select(&q.src), select(&q.dst)) else {
+            continue;
+        };
+        out.requirements.push(Requirement {
+            kind: match q.kind.node {
+                ast::RequireKind::NoFlow => RequireKind::NoFlow,
+                ast::RequireKind::NoPath => RequireKind::NoPath,
+            },
+            from,
+            to,
+            text: one_line(sources.snippet(q.span)),
+            origin: origin(sources, q.span),
+        });
+    }
+    out.canonicalize();
+    (out, diags)
+}
+
+fn ports(proto: u8, r: Option<ast::PortRange>) -> ServiceAtom {
+    r.map_or(ServiceAtom::proto(proto), |r| {
+        ServiceAtom::ports(proto, r.low, r.high)
+    })
+}
+
+fn icmp(proto: u8, t: Option<&ast::IcmpType>) -> ServiceAtom {
+    t.map_or(ServiceAtom::proto(proto), |t| {
+        ServiceAtom::ports(proto, u16::from(t.value), u16::from(t.value))
+    })
+}
+
+/// A service as written.
+fn label(a: &ast::ServiceAtom) -> String {
+    let pr = |name: &str, r: &Option<ast::PortRange>| match r {
+        Some(r) => format!("{name}/{r}"),
+        None => name.to_owned(),
+    };
+    let ic = |name: &str, t: &Option<ast::IcmpType>| match t {
+        Some(t) => format!("{name}/{t}"),
+        None => name.to_owned(),
+    };
+    match a {
+        ast::ServiceAtom::Named(n) => n.node.clone(),
+        ast::ServiceAtom::Tcp(r) => pr("tcp", r),
+        ast::ServiceAtom::Udp(r) => pr("udp", r),
+        ast::ServiceAtom::Sctp(r) => pr("sctp", r),
+        ast::ServiceAtom::Icmp(t) => ic("icmp", t),
+        ast::ServiceAtom::Icmpv6(t) => ic("icmpv6", t),
+        ast::ServiceAtom::Proto(p) => format!("proto/{p}"),
+        ast::ServiceAtom::Any => "any".to_owned(),
+    }
+}
