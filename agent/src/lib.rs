@@ -5,5 +5,6 @@
 //! logic lives here and nowhere else.
 
 pub mod loader;
+pub mod programmer;
 
 pub use loader::{AttachMode, Attached, Program};

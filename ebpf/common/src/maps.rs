@@ -29,7 +29,7 @@ pub const INTERVALS_1: &str = "WG_INTERVALS_1";
 /// `LruHashMap<CtKey, CtEntry>`: tracked connections, keyed by the initiator's tuple.
 pub const CONNTRACK: &str = "WG_CONNTRACK";
 
-/// `LruHashMap<FragKey, u32>`: IPv4 datagrams whose first fragment passed.
+/// `LruHashMap<FragKey, u32>`: fragmented datagrams whose first fragment passed.
 pub const FRAGMENTS: &str = "WG_FRAGMENTS";
 
 /// `HashMap<[u8; 16], u32>`: quarantined addresses (value: reserved flags).
@@ -46,6 +46,10 @@ pub const COUNTERS: &str = "WG_COUNTERS";
 
 /// `RingBuf` of [`crate::Event`].
 pub const EVENTS: &str = "WG_EVENTS";
+
+/// `PerCpuArray`, one entry: per-CPU scratch space of the program (the parsed
+/// packet and connection keys, kept off the 512-byte BPF stack).
+pub const SCRATCH: &str = "WG_SCRATCH";
 
 /// `PerCpuArray<RateLimit>`, one entry: the per-CPU event token bucket.
 pub const EVENT_RATE: &str = "WG_EVENT_RATE";
@@ -69,6 +73,7 @@ pub const ALL: &[&str] = &[
     COUNTERS,
     EVENTS,
     EVENT_RATE,
+    SCRATCH,
 ];
 
 /// Capacities. The compiler checks a policy against these before anything

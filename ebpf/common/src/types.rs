@@ -23,6 +23,9 @@ pub const CONFIG_MONITOR_ALL: u32 = 1 << 1;
 /// [`Config::flags`]: the failsafe map is consulted.
 pub const CONFIG_FAILSAFE: u32 = 1 << 2;
 
+/// [`Config::events_per_sec`] when the agent sets none.
+pub const DEFAULT_EVENTS_PER_SEC: u32 = 1_000;
+
 /// The single entry of the config map. Written by the agent in one update.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -139,16 +142,17 @@ pub struct CtEntry {
     pub _reserved: u32,
 }
 
-/// An IPv4 datagram whose first fragment passed.
+/// A fragmented datagram whose first fragment passed: later fragments (which
+/// carry no transport header) pass only if it is here.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FragKey {
-    pub src: [u8; 4],
-    pub dst: [u8; 4],
-    /// IP identification, network byte order as on the wire.
-    pub id: u16,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// IPv4 identification (16 bits) or IPv6 fragment identification (32 bits), as a number.
+    pub id: u32,
     pub proto: u8,
-    pub _pad: u8,
+    pub _pad: [u8; 3],
 }
 
 /// Failsafe entry: traffic to `addr` with protocol `proto` and destination
@@ -271,7 +275,7 @@ const _: () = {
     assert!(size_of::<Interval>() == 12);
     assert!(size_of::<CtKey>() == 40);
     assert!(size_of::<CtEntry>() == 32);
-    assert!(size_of::<FragKey>() == 12);
+    assert!(size_of::<FragKey>() == 40);
     assert!(size_of::<FailsafeKey>() == 20);
     assert!(size_of::<Event>() == 72);
     assert!(size_of::<RateLimit>() == 16);

@@ -1,68 +1,267 @@
-//! The wardgate XDP program: one generic program, the policy is data in maps.
+//! The wardgate XDP program: one generic program; the policy is data in maps.
 //!
-//! This is the foundation skeleton: it parses Ethernet, up to two VLAN tags,
-//! IPv4 (any IHL) and IPv6 (extension headers skipped to a fixed bound) and the
-//! transport header, counts packets per protocol in a per-CPU array and passes
-//! everything. Policy enforcement is built on top of [`parse`].
+//! Per packet, in this order (DESIGN.md, "Datapath"):
+//! 1. parse (`parse`): non-IP passes, truncated or malformed IP drops;
+//! 2. IPv6 neighbour discovery passes; the failsafe (SSH to the gateway) passes;
+//! 3. quarantine: a quarantined source or destination drops, tracked or not;
+//! 4. later fragments pass only if their first fragment passed;
+//! 5. connection tracking (`conntrack`): a tracked connection passes both
+//!    ways; an entry from an older policy generation is decided again first;
+//!    ICMP errors quoting a tracked connection pass;
+//! 6. the policy (`decide`): classify both addresses, look up the rule tables;
+//! 7. allowed: track and pass; denied: drop, or pass as an audit in monitor mode.
+//!
+//! Every verdict is counted (per-CPU) and drops and audits go to a
+//! rate-limited ring buffer (`events`).
 #![no_std]
 #![no_main]
 
+mod conntrack;
+mod decide;
+mod events;
+mod maps;
 mod parse;
 
 use aya_ebpf::{
-    bindings::xdp_action,
-    macros::{map, xdp},
-    maps::PerCpuArray,
-    programs::XdpContext,
+    bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, programs::XdpContext,
 };
-use wardgate_common::{counter, maps};
+use wardgate_common::{
+    CONFIG_FAILSAFE, CONFIG_LOADED, CONFIG_MONITOR_ALL, Config, CtKey, EVENT_AUDIT, EVENT_DROP,
+    FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
+    counter,
+};
 
-#[map(name = "WG_COUNTERS")]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
-
-const _: () = assert!(matches!(maps::COUNTERS.as_bytes(), b"WG_COUNTERS"));
-
-#[inline(always)]
-fn count(index: u32) {
-    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
-        // SAFETY: a per-CPU array slot is only touched by this CPU, and the
-        // pointer comes from a successful lookup of an in-range index.
-        unsafe { *slot += 1 };
-    }
-}
+use crate::{
+    conntrack::Direction,
+    decide::Decision,
+    maps::{CONFIG, FAILSAFE, FRAGMENTS, QUARANTINE, Scratch, count, count_rule},
+    parse::{Packet, ParseError, Parsed},
+};
 
 #[xdp]
 pub fn wardgate(ctx: XdpContext) -> u32 {
     match try_wardgate(&ctx) {
         Ok(action) => action,
-        // The one place an error becomes an action: unparseable IP is dropped.
+        // The one place an error becomes an action. Errors only come from
+        // map lookups that cannot fail on a loaded program; fail closed.
         Err(()) => xdp_action::XDP_DROP,
     }
 }
 
 fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
     count(counter::PACKETS);
-    let packet = match parse::parse(ctx) {
-        Ok(parse::Parsed::NonIp) => {
+    let s = maps::scratch().ok_or(())?;
+    match parse::parse(ctx, &mut s.packet) {
+        Ok(Parsed::NonIp) => {
             count(counter::NON_IP);
             return Ok(xdp_action::XDP_PASS);
         }
-        Ok(parse::Parsed::Ip(packet)) => packet,
-        Err(_) => return Ok(xdp_action::XDP_PASS),
+        Ok(Parsed::Ip) => {}
+        Err(ParseError::Truncated) => {
+            count(counter::DROP_TRUNCATED);
+            return Ok(xdp_action::XDP_DROP);
+        }
+        Err(ParseError::Malformed) => {
+            count(counter::DROP_MALFORMED);
+            return Ok(xdp_action::XDP_DROP);
+        }
+    }
+    let p = &s.packet;
+    count_protocol(p);
+    let config = *CONFIG.get(0).ok_or(())?;
+    if config.flags & CONFIG_LOADED == 0 {
+        return Ok(xdp_action::XDP_PASS);
+    }
+    if p.proto == IPPROTO_ICMPV6 && p.later_fragment == 0 && matches!(p.icmp_type, 133..=137) {
+        count(counter::NEIGHBOR_DISCOVERY);
+        return Ok(xdp_action::XDP_PASS);
+    }
+    if config.flags & CONFIG_FAILSAFE != 0 && failsafe(p) {
+        count(counter::PASS_FAILSAFE);
+        return Ok(xdp_action::XDP_PASS);
+    }
+    // SAFETY: a BPF helper with no arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let set = config.active_set;
+    // SAFETY: the values are not used.
+    if unsafe { QUARANTINE.get(&p.src).is_some() || QUARANTINE.get(&p.dst).is_some() } {
+        count(counter::DROP_QUARANTINE);
+        let d = decide::classify(set, &p.src, &p.dst);
+        events::emit(
+            ctx,
+            p,
+            &d,
+            EVENT_DROP,
+            counter::DROP_QUARANTINE,
+            &config,
+            now,
+        );
+        return Ok(xdp_action::XDP_DROP);
+    }
+    if p.later_fragment != 0 {
+        // SAFETY: the value is not used.
+        if unsafe { FRAGMENTS.get(&frag_key(p)).is_some() } {
+            count(counter::PASS_FRAGMENT);
+            return Ok(xdp_action::XDP_PASS);
+        }
+        count(counter::DROP_FRAGMENT);
+        let d = decide::classify(set, &p.src, &p.dst);
+        events::emit(ctx, p, &d, EVENT_DROP, counter::DROP_FRAGMENT, &config, now);
+        return Ok(xdp_action::XDP_DROP);
+    }
+    let action = track_or_decide(ctx, s, &config, now);
+    let p = &s.packet;
+    if action == xdp_action::XDP_PASS && p.first_fragment != 0 {
+        let _ = FRAGMENTS.insert(&frag_key(p), &1, 0);
+    }
+    Ok(action)
+}
+
+/// Steps 5 to 7: tracked connections, related ICMP errors, then the policy.
+#[inline(always)]
+fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64) -> u32 {
+    let set = config.active_set;
+    let p = &s.packet;
+    s.key = conntrack::key_of(p);
+    if let Some((entry, dir)) = conntrack::lookup(&s.key, &mut s.other) {
+        let found = if dir == Direction::Original {
+            &s.key
+        } else {
+            &s.other
+        };
+        // SAFETY: a pointer from a successful lookup in an LRU hash map; the
+        // entry stays valid for this program run (RCU).
+        let entry = unsafe { &mut *entry };
+        if conntrack::expired(entry, found.proto, now) {
+            conntrack::remove(found);
+        } else {
+            if entry.generation != config.generation {
+                // The policy changed since this connection was allowed: decide it again.
+                count(counter::CT_REDECIDED);
+                let d = decide::decide(
+                    set,
+                    &found.src,
+                    &found.dst,
+                    found.proto,
+                    conntrack::decision_port(found),
+                );
+                if !d.allow && !monitored(&d, config) {
+                    conntrack::remove(found);
+                    return deny(ctx, p, &d, config, now);
+                }
+                entry.generation = config.generation;
+                entry.rule = d.rule;
+                entry.src_zone = d.src_zone;
+                entry.dst_zone = d.dst_zone;
+            }
+            conntrack::update(entry, p, dir, now);
+            count(counter::PASS_TRACKED);
+            return xdp_action::XDP_PASS;
+        }
+    }
+    if parse::is_icmp_error(p) && related(ctx, s) {
+        count(counter::PASS_TRACKED);
+        return xdp_action::XDP_PASS;
+    }
+    let p = &s.packet;
+    let port = if p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6 {
+        u16::from(p.icmp_type)
+    } else {
+        p.dport
     };
-    if packet.vlan_tags > 0 {
+    let d = decide::decide(set, &p.src, &p.dst, p.proto, port);
+    count_rule(d.rule);
+    if d.allow {
+        count(if d.intra_zone {
+            counter::PASS_INTRA_ZONE
+        } else {
+            counter::PASS_RULE
+        });
+    } else if monitored(&d, config) {
+        count(counter::AUDIT);
+        events::emit(ctx, p, &d, EVENT_AUDIT, counter::AUDIT, config, now);
+    } else {
+        return deny(ctx, p, &d, config, now);
+    }
+    if conntrack::starts_tracking(p) {
+        conntrack::create(&s.key, &d, config.generation, now);
+    }
+    xdp_action::XDP_PASS
+}
+
+/// True if the ICMP error in `s.packet` quotes a packet of a tracked connection.
+#[inline(always)]
+fn related(ctx: &XdpContext, s: &mut Scratch) -> bool {
+    let Ok(q) = parse::quoted(ctx, &s.packet) else {
+        return false;
+    };
+    s.key = CtKey {
+        src: q.src,
+        dst: q.dst,
+        sport: q.sport,
+        dport: q.dport,
+        proto: q.proto,
+        _pad: [0; 3],
+    };
+    conntrack::lookup(&s.key, &mut s.other).is_some()
+}
+
+#[inline(always)]
+fn monitored(d: &Decision, config: &Config) -> bool {
+    d.monitor || config.flags & CONFIG_MONITOR_ALL != 0
+}
+
+#[inline(always)]
+fn deny(ctx: &XdpContext, p: &Packet, d: &Decision, config: &Config, now: u64) -> u32 {
+    count(counter::DROP_POLICY);
+    events::emit(ctx, p, d, EVENT_DROP, counter::DROP_POLICY, config, now);
+    xdp_action::XDP_DROP
+}
+
+#[inline(always)]
+fn failsafe(p: &Packet) -> bool {
+    if p.proto != IPPROTO_TCP {
+        return false;
+    }
+    let key = FailsafeKey {
+        addr: p.dst,
+        port: p.dport,
+        proto: p.proto,
+        _pad: 0,
+    };
+    // SAFETY: the value is not used.
+    unsafe { FAILSAFE.get(&key).is_some() }
+}
+
+#[inline(always)]
+fn frag_key(p: &Packet) -> FragKey {
+    FragKey {
+        src: p.src,
+        dst: p.dst,
+        id: p.ip_id,
+        proto: p.proto,
+        _pad: [0; 3],
+    }
+}
+
+#[inline(always)]
+fn count_protocol(p: &Packet) {
+    if p.vlan_tags > 0 {
         count(counter::VLAN);
     }
-    count(if packet.family == 4 { counter::IPV4 } else { counter::IPV6 });
-    count(match packet.proto {
-        wardgate_common::IPPROTO_TCP => counter::TCP,
-        wardgate_common::IPPROTO_UDP => counter::UDP,
-        wardgate_common::IPPROTO_ICMP => counter::ICMP,
-        wardgate_common::IPPROTO_ICMPV6 => counter::ICMPV6,
-        wardgate_common::IPPROTO_SCTP => counter::SCTP,
+    count(if p.family == 4 {
+        counter::IPV4
+    } else {
+        counter::IPV6
+    });
+    count(match p.proto {
+        IPPROTO_TCP => counter::TCP,
+        IPPROTO_UDP => counter::UDP,
+        IPPROTO_ICMP => counter::ICMP,
+        IPPROTO_ICMPV6 => counter::ICMPV6,
+        IPPROTO_SCTP => counter::SCTP,
         _ => counter::OTHER_PROTO,
     });
-    Ok(xdp_action::XDP_PASS)
 }
 
 #[cfg(not(test))]

@@ -15,6 +15,9 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const MAX_VLAN_TAGS: usize = 2;
+/// Transport headers beyond this offset are malformed. It also gives the
+/// verifier a bound for offsets read back from the scratch map.
+const MAX_L4_OFFSET: usize = 2048;
 /// IPv6 extension headers skipped before giving up (the packet then drops as malformed).
 const MAX_IPV6_EXT_HEADERS: usize = 6;
 
@@ -48,18 +51,39 @@ pub struct Packet {
     pub icmp_code: u8,
     /// A non-first fragment: no transport header.
     pub later_fragment: u8,
-    /// IPv4: the first fragment of a fragmented datagram (MF set, offset 0).
+    /// The first fragment of a fragmented datagram (more fragments, offset 0).
     pub first_fragment: u8,
-    /// IPv4 identification as on the wire (fragments only).
-    pub ip_id: u16,
+    /// IPv4 identification or IPv6 fragment identification.
+    pub ip_id: u32,
     /// Offset of the transport header from the start of the frame.
     pub l4_offset: usize,
 }
 
+impl Packet {
+    pub const EMPTY: Self = Self {
+        family: 0,
+        vlan_tags: 0,
+        proto: 0,
+        tcp_flags: 0,
+        src: [0; 16],
+        dst: [0; 16],
+        sport: 0,
+        dport: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        later_fragment: 0,
+        first_fragment: 0,
+        ip_id: 0,
+        l4_offset: 0,
+    };
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
     /// Not IPv4 or IPv6 (ARP, LLDP, ...): segmentation does not apply.
     NonIp,
-    Ip(Packet),
+    /// An IP packet, now in the `Packet` passed in.
+    Ip,
 }
 
 #[inline(always)]
@@ -85,8 +109,13 @@ fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
 }
 
-pub fn parse(ctx: &XdpContext) -> Result<Parsed, ParseError> {
-    let eth: [u8; ETH_HLEN] = bytes(ctx, 0)?;
+/// Parses the frame into `packet` (every field is written). A frame too
+/// short to say whether it is IP is not IP.
+#[inline(always)]
+pub fn parse(ctx: &XdpContext, packet: &mut Packet) -> Result<Parsed, ParseError> {
+    let Ok(eth) = bytes::<ETH_HLEN>(ctx, 0) else {
+        return Ok(Parsed::NonIp);
+    };
     let mut ethertype = be16([eth[12], eth[13]]);
     let mut offset = ETH_HLEN;
     let mut vlan_tags = 0u8;
@@ -94,36 +123,24 @@ pub fn parse(ctx: &XdpContext) -> Result<Parsed, ParseError> {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
         }
-        let tag: [u8; 4] = bytes(ctx, offset)?;
+        let Ok(tag) = bytes::<4>(ctx, offset) else {
+            return Ok(Parsed::NonIp);
+        };
         ethertype = be16([tag[2], tag[3]]);
         offset += 4;
         vlan_tags += 1;
     }
-    let mut packet = Packet {
-        family: 0,
-        vlan_tags,
-        proto: 0,
-        tcp_flags: 0,
-        src: [0; 16],
-        dst: [0; 16],
-        sport: 0,
-        dport: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        later_fragment: 0,
-        first_fragment: 0,
-        ip_id: 0,
-        l4_offset: 0,
-    };
+    *packet = Packet::EMPTY;
+    packet.vlan_tags = vlan_tags;
     match ethertype {
-        ETH_P_IP => parse_ipv4(ctx, offset, &mut packet)?,
-        ETH_P_IPV6 => parse_ipv6(ctx, offset, &mut packet)?,
+        ETH_P_IP => parse_ipv4(ctx, offset, packet)?,
+        ETH_P_IPV6 => parse_ipv6(ctx, offset, packet)?,
         _ => return Ok(Parsed::NonIp),
     }
     if packet.later_fragment == 0 {
-        parse_l4(ctx, &mut packet)?;
+        parse_l4(ctx, packet)?;
     }
-    Ok(Parsed::Ip(packet))
+    Ok(Parsed::Ip)
 }
 
 #[inline(always)]
@@ -140,6 +157,10 @@ fn parse_ipv4(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
     if total_len < ihl {
         return Err(ParseError::Malformed);
     }
+    // Frames may carry padding after the datagram, never less than it.
+    if ctx.data() + offset + total_len > ctx.data_end() {
+        return Err(ParseError::Truncated);
+    }
     // The options, if any, must be in the frame too.
     if ctx.data() + offset + ihl > ctx.data_end() {
         return Err(ParseError::Truncated);
@@ -149,7 +170,7 @@ fn parse_ipv4(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
     let frag_offset = frag & 0x1fff;
     p.family = 4;
     p.proto = ip[9];
-    p.ip_id = be16([ip[4], ip[5]]);
+    p.ip_id = u32::from(be16([ip[4], ip[5]]));
     p.later_fragment = (frag_offset != 0) as u8;
     p.first_fragment = (frag_offset == 0 && more_fragments) as u8;
     p.src = wardgate_common::v4_mapped([ip[12], ip[13], ip[14], ip[15]]);
@@ -163,6 +184,10 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
     let ip: [u8; 40] = bytes(ctx, offset)?;
     if ip[0] >> 4 != 6 {
         return Err(ParseError::Malformed);
+    }
+    let payload_len = be16([ip[4], ip[5]]) as usize;
+    if ctx.data() + offset + 40 + payload_len > ctx.data_end() {
+        return Err(ParseError::Truncated);
     }
     p.family = 6;
     p.src.copy_from_slice(&ip[8..24]);
@@ -181,10 +206,11 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
             44 => {
                 let ext: [u8; 8] = bytes(ctx, off)?;
                 next = ext[0];
-                let frag_offset = be16([ext[2], ext[3]]) >> 3;
-                if frag_offset != 0 {
-                    p.later_fragment = 1;
-                }
+                let frag = be16([ext[2], ext[3]]);
+                let frag_offset = frag >> 3;
+                p.later_fragment = (frag_offset != 0) as u8;
+                p.first_fragment = (frag_offset == 0 && frag & 1 != 0) as u8;
+                p.ip_id = u32::from_be_bytes([ext[4], ext[5], ext[6], ext[7]]);
                 off += 8;
             }
             // Authentication header: length in 4-byte units, excluding the first 8.
@@ -206,6 +232,9 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
 #[inline(always)]
 fn parse_l4(ctx: &XdpContext, p: &mut Packet) -> Result<(), ParseError> {
     let off = p.l4_offset;
+    if off > MAX_L4_OFFSET {
+        return Err(ParseError::Malformed);
+    }
     match p.proto {
         IPPROTO_TCP => {
             let tcp: [u8; 20] = bytes(ctx, off)?;
@@ -216,8 +245,14 @@ fn parse_l4(ctx: &XdpContext, p: &mut Packet) -> Result<(), ParseError> {
             p.dport = be16([tcp[2], tcp[3]]);
             p.tcp_flags = tcp[13];
         }
-        IPPROTO_UDP | IPPROTO_SCTP => {
+        IPPROTO_UDP => {
             let ports: [u8; 8] = bytes(ctx, off)?;
+            p.sport = be16([ports[0], ports[1]]);
+            p.dport = be16([ports[2], ports[3]]);
+        }
+        IPPROTO_SCTP => {
+            // The common header: ports, verification tag, checksum.
+            let ports: [u8; 12] = bytes(ctx, off)?;
             p.sport = be16([ports[0], ports[1]]);
             p.dport = be16([ports[2], ports[3]]);
         }
@@ -230,4 +265,68 @@ fn parse_l4(ctx: &XdpContext, p: &mut Packet) -> Result<(), ParseError> {
         _ => {}
     }
     Ok(())
+}
+
+/// The header quoted inside an ICMP error: the packet that caused it.
+#[derive(Clone, Copy)]
+pub struct Quoted {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// True for ICMP errors that quote a packet of an existing flow: destination
+/// unreachable, time exceeded, parameter problem (and packet too big for ICMPv6).
+#[inline(always)]
+pub fn is_icmp_error(p: &Packet) -> bool {
+    match p.proto {
+        IPPROTO_ICMP => matches!(p.icmp_type, 3 | 11 | 12),
+        IPPROTO_ICMPV6 => matches!(p.icmp_type, 1..=4),
+        _ => false,
+    }
+}
+
+/// Parses the IP header and first transport bytes quoted by an ICMP error.
+#[inline(always)]
+pub fn quoted(ctx: &XdpContext, p: &Packet) -> Result<Quoted, ParseError> {
+    if p.l4_offset > MAX_L4_OFFSET {
+        return Err(ParseError::Malformed);
+    }
+    let off = p.l4_offset + 8;
+    let mut q = Quoted {
+        src: [0; 16],
+        dst: [0; 16],
+        proto: 0,
+        sport: 0,
+        dport: 0,
+    };
+    let l4 = if p.family == 4 {
+        let ip: [u8; 20] = bytes(ctx, off)?;
+        let ihl = ((ip[0] & 0x0f) as usize) * 4;
+        if ip[0] >> 4 != 4 || ihl < 20 {
+            return Err(ParseError::Malformed);
+        }
+        q.proto = ip[9];
+        q.src = wardgate_common::v4_mapped([ip[12], ip[13], ip[14], ip[15]]);
+        q.dst = wardgate_common::v4_mapped([ip[16], ip[17], ip[18], ip[19]]);
+        off + ihl
+    } else {
+        let ip: [u8; 40] = bytes(ctx, off)?;
+        q.proto = ip[6];
+        q.src.copy_from_slice(&ip[8..24]);
+        q.dst.copy_from_slice(&ip[24..40]);
+        off + 40
+    };
+    // RFC 792 quotes at least 8 bytes of the transport header: enough for ports or the echo id.
+    let ports: [u8; 8] = bytes(ctx, l4)?;
+    match q.proto {
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => q.sport = be16([ports[4], ports[5]]),
+        _ => {
+            q.sport = be16([ports[0], ports[1]]);
+            q.dport = be16([ports[2], ports[3]]);
+        }
+    }
+    Ok(q)
 }

@@ -1,0 +1,172 @@
+//! Connection tracking: a tracked connection passes in both directions
+//! without a policy lookup, until it idles out or a new policy generation
+//! forbids it.
+
+use wardgate_common::{
+    CT_CLOSING, CT_ESTABLISHED, CT_NEW, CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS,
+    CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS, CtEntry, CtKey, IPPROTO_ICMP,
+    IPPROTO_ICMPV6, IPPROTO_TCP,
+};
+
+use crate::{decide::Decision, maps::CONNTRACK, parse::Packet};
+
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+const ICMPV6_ECHO_REPLY: u8 = 129;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The packet goes the way the connection started.
+    Original,
+    Reply,
+}
+
+#[inline(always)]
+fn is_icmp(proto: u8) -> bool {
+    proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6
+}
+
+#[inline(always)]
+fn is_echo(p: &Packet) -> bool {
+    match p.proto {
+        IPPROTO_ICMP => p.icmp_type == ICMP_ECHO_REQUEST || p.icmp_type == ICMP_ECHO_REPLY,
+        IPPROTO_ICMPV6 => p.icmp_type == ICMPV6_ECHO_REQUEST || p.icmp_type == ICMPV6_ECHO_REPLY,
+        _ => false,
+    }
+}
+
+/// The key this packet would have if it started a connection. ICMP echo is
+/// keyed by its identifier (in `sport`); other ICMP carries no ports.
+#[inline(always)]
+pub fn key_of(p: &Packet) -> CtKey {
+    let (sport, dport) = if is_icmp(p.proto) {
+        (if is_echo(p) { p.sport } else { 0 }, 0)
+    } else {
+        (p.sport, p.dport)
+    };
+    CtKey {
+        src: p.src,
+        dst: p.dst,
+        sport,
+        dport,
+        proto: p.proto,
+        _pad: [0; 3],
+    }
+}
+
+/// The key of the other direction (ICMP echo keeps its identifier in place).
+#[inline(always)]
+fn reverse(k: &CtKey) -> CtKey {
+    let (sport, dport) = if is_icmp(k.proto) {
+        (k.sport, k.dport)
+    } else {
+        (k.dport, k.sport)
+    };
+    CtKey {
+        src: k.dst,
+        dst: k.src,
+        sport,
+        dport,
+        proto: k.proto,
+        _pad: [0; 3],
+    }
+}
+
+/// Finds the connection `key` belongs to, in either direction. `other`
+/// receives the reverse key; the entry's own key is `key` for
+/// [`Direction::Original`] and `other` for [`Direction::Reply`].
+#[inline(always)]
+pub fn lookup(key: &CtKey, other: &mut CtKey) -> Option<(*mut CtEntry, Direction)> {
+    if let Some(entry) = CONNTRACK.get_ptr_mut(key) {
+        return Some((entry, Direction::Original));
+    }
+    *other = reverse(key);
+    CONNTRACK
+        .get_ptr_mut(&*other)
+        .map(|entry| (entry, Direction::Reply))
+}
+
+/// The policy port of a tracked connection: its destination port, or for
+/// ICMP echo the request type that started it.
+#[inline(always)]
+pub fn decision_port(k: &CtKey) -> u16 {
+    match k.proto {
+        IPPROTO_ICMP => u16::from(ICMP_ECHO_REQUEST),
+        IPPROTO_ICMPV6 => u16::from(ICMPV6_ECHO_REQUEST),
+        _ => k.dport,
+    }
+}
+
+/// Whether an allowed packet starts tracking: not a TCP reset, and for ICMP
+/// only an echo request (other ICMP has no replies to let back).
+#[inline(always)]
+pub fn starts_tracking(p: &Packet) -> bool {
+    match p.proto {
+        IPPROTO_TCP => p.tcp_flags & TCP_RST == 0,
+        IPPROTO_ICMP => p.icmp_type == ICMP_ECHO_REQUEST,
+        IPPROTO_ICMPV6 => p.icmp_type == ICMPV6_ECHO_REQUEST,
+        _ => true,
+    }
+}
+
+#[inline(always)]
+fn timeout_ns(e: &CtEntry, proto: u8) -> u64 {
+    if e.state == CT_CLOSING {
+        CT_TIMEOUT_CLOSING_NS
+    } else if e.state == CT_NEW {
+        CT_TIMEOUT_NEW_NS
+    } else if proto == IPPROTO_TCP {
+        CT_TIMEOUT_ESTABLISHED_TCP_NS
+    } else if is_icmp(proto) {
+        CT_TIMEOUT_ICMP_NS
+    } else {
+        CT_TIMEOUT_UDP_NS
+    }
+}
+
+/// True if the entry idled out.
+#[inline(always)]
+pub fn expired(e: &CtEntry, proto: u8, now: u64) -> bool {
+    now.saturating_sub(e.last_seen_ns) > timeout_ns(e, proto)
+}
+
+/// Records a packet of the connection: time, and the state it moves to.
+#[inline(always)]
+pub fn update(e: &mut CtEntry, p: &Packet, dir: Direction, now: u64) {
+    e.last_seen_ns = now;
+    if p.proto == IPPROTO_TCP && p.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+        e.state = CT_CLOSING;
+    } else if dir == Direction::Reply && e.state == CT_NEW {
+        e.state = CT_ESTABLISHED;
+    } else if e.state == CT_CLOSING && p.tcp_flags & TCP_SYN != 0 && dir == Direction::Original {
+        // A new connection reusing the tuple of one that was closing.
+        e.state = CT_NEW;
+    }
+}
+
+/// Starts tracking a connection the policy allowed (or audited).
+#[inline(always)]
+pub fn create(key: &CtKey, d: &Decision, generation: u32, now: u64) {
+    let entry = CtEntry {
+        last_seen_ns: now,
+        generation,
+        state: CT_NEW,
+        src_zone: d.src_zone,
+        dst_zone: d.dst_zone,
+        rule: d.rule,
+        _reserved: 0,
+    };
+    // A full LRU map evicts its oldest entry; an error here only means the
+    // next packet is decided again.
+    let _ = CONNTRACK.insert(key, &entry, 0);
+}
+
+#[inline(always)]
+pub fn remove(key: &CtKey) {
+    let _ = CONNTRACK.remove(key);
+}

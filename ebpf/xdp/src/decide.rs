@@ -1,0 +1,103 @@
+//! The policy decision for a packet that starts a connection: classify both
+//! addresses to zones, then look up the compiled rule tables. The cost does
+//! not depend on the number of rules: one or two hash lookups and a binary
+//! search of at most `INTERVAL_SEARCH_STEPS` steps.
+
+use wardgate_common::{
+    PROTO_ANY, PairKey, RULE_NONE, VERDICT_ALLOW, ZONE_ISOLATED, ZONE_MONITOR,
+    maps::INTERVAL_SEARCH_STEPS,
+};
+
+use crate::maps;
+
+/// What the policy says of a new connection.
+#[derive(Clone, Copy)]
+pub struct Decision {
+    pub allow: bool,
+    /// Source or destination zone is in monitor mode.
+    pub monitor: bool,
+    /// Allowed because source and destination share a non-isolated zone.
+    pub intra_zone: bool,
+    pub rule: u32,
+    pub src_zone: u32,
+    pub dst_zone: u32,
+}
+
+/// Only the zones (for events about packets the policy never saw).
+#[inline(always)]
+pub fn classify(set: u32, src: &[u8; 16], dst: &[u8; 16]) -> Decision {
+    Decision {
+        allow: false,
+        monitor: false,
+        intra_zone: false,
+        rule: RULE_NONE,
+        src_zone: maps::zone_of(set, src),
+        dst_zone: maps::zone_of(set, dst),
+    }
+}
+
+/// Decides `(src, dst, proto, port)` under table set `set`. `port` is the
+/// destination port (TCP, UDP, SCTP), the ICMP type (ICMP, ICMPv6), or 0.
+#[inline(always)]
+pub fn decide(set: u32, src: &[u8; 16], dst: &[u8; 16], proto: u8, port: u16) -> Decision {
+    let src_zone = maps::zone_of(set, src);
+    let dst_zone = maps::zone_of(set, dst);
+    let flags = maps::zone_flags(set, src_zone) | maps::zone_flags(set, dst_zone);
+    let mut decision = Decision {
+        allow: false,
+        monitor: flags & ZONE_MONITOR != 0,
+        intra_zone: false,
+        rule: RULE_NONE,
+        src_zone,
+        dst_zone,
+    };
+    if src_zone == dst_zone && flags & ZONE_ISOLATED == 0 {
+        decision.allow = true;
+        decision.intra_zone = true;
+        return decision;
+    }
+    let mut key = PairKey {
+        src_zone,
+        dst_zone,
+        proto: u32::from(proto),
+    };
+    let span = match maps::pair(set, &key) {
+        Some(span) => span,
+        None => {
+            key.proto = PROTO_ANY;
+            match maps::pair(set, &key) {
+                Some(span) => span,
+                None => return decision,
+            }
+        }
+    };
+    if let Some(found) = search(set, span.first, span.count, port) {
+        decision.allow = found.verdict == VERDICT_ALLOW;
+        decision.rule = found.rule;
+    }
+    decision
+}
+
+/// Finds the interval holding `port` among `count` sorted intervals starting
+/// at `first`: the last one whose `lo <= port`.
+#[inline(always)]
+fn search(set: u32, first: u32, count: u32, port: u16) -> Option<wardgate_common::Interval> {
+    if count == 0 {
+        return None;
+    }
+    let mut base = first;
+    let mut len = count;
+    for _ in 0..INTERVAL_SEARCH_STEPS {
+        if len <= 1 {
+            break;
+        }
+        let half = len / 2;
+        let mid = base + half;
+        if maps::interval(set, mid)?.lo <= port {
+            base = mid;
+        }
+        len -= half;
+    }
+    let found = maps::interval(set, base)?;
+    (found.lo <= port && port <= found.hi).then_some(found)
+}
