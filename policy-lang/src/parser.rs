@@ -358,32 +358,45 @@ fn token_at(text: &str, pos: usize) -> (usize, usize) {
     (pos, pos + len.min(40))
 }
 
-/// Levenshtein distance, for "did you mean" suggestions.
+/// Edit distance with adjacent transpositions (optimal string alignment),
+/// for "did you mean" suggestions.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
-/// The closest candidate within a small edit distance.
+/// The closest candidate within a small edit distance (about a third of
+/// the word, at least one, at most three edits).
 pub(crate) fn suggest<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
-    let limit = (word.chars().count() / 3).clamp(1, 3);
+    let len = word.chars().count();
+    let limit = if len < 3 { 1 } else { (len / 2).clamp(1, 3) };
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, c)| *d <= limit && *c != word)
+        .filter(|(d, c)| *d <= limit && *d < c.chars().count() && *c != word)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -882,8 +895,17 @@ impl<'a> Parser<'a> {
             format!("unknown {proto} type `{text}`"),
         )
         .with_primary_label("not a known type name");
+        let prefixed: Vec<String> = table
+            .iter()
+            .filter(|(n, _)| n.starts_with(text))
+            .map(|(n, _)| format!("`{n}`"))
+            .collect();
         d = match suggest(text, table.iter().map(|(n, _)| *n)) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None if !prefixed.is_empty() => d.with_help(format!(
+                "did you mean {}?",
+                join_or(&prefixed.iter().map(String::as_str).collect::<Vec<_>>())
+            )),
             None => d.with_help(format!(
                 "write the type as a number, or one of {}",
                 table
