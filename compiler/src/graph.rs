@@ -179,6 +179,22 @@ impl FlowGraph {
         v
     }
 
+    /// Every zone from which `b` is reachable by one or more hops, sorted.
+    #[must_use]
+    pub fn reached_by(&self, b: ZoneId) -> Vec<ZoneId> {
+        let rev = petgraph::visit::Reversed(&self.graph);
+        let start = NodeIndex::new(b as usize);
+        let mut bfs = Bfs::new(rev, start);
+        let mut v = Vec::new();
+        while let Some(n) = bfs.next(rev) {
+            if n != start {
+                v.push(self.graph[n]);
+            }
+        }
+        v.sort_unstable();
+        v
+    }
+
     /// Proves a requirement.
     #[must_use]
     pub fn prove(&self, req: &Requirement) -> Proof {

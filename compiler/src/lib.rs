@@ -21,6 +21,7 @@ pub mod prefix;
 pub mod resolve;
 #[doc(hidden)]
 pub mod testutil;
+pub mod views;
 
 pub use analysis::{Analysis, Options, analyze, compile};
 pub use eval::{Decision, Packet, Verdict, decide};

@@ -24,11 +24,26 @@ enum Command {
     Check(cli::check::Args),
     /// Format policies in place (`--check`: only report files that would change).
     Fmt(cli::fmt::Args),
+    /// Compile a policy to a policy image for the gateway.
+    Compile(cli::compile::Args),
+    /// Decide a connection: verdict, both zones and the deciding rule.
+    Query(cli::query::Args),
+    /// The zone flow graph as Graphviz dot or Mermaid.
+    Graph(cli::graph::Args),
+    /// What a change does to reachability: flows opened and closed, requirements broken.
+    Diff(cli::diff::Args),
+    /// Exposure: reach and blast radius per zone, who reaches life-critical zones.
+    Report(cli::report::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => cli::check::run(&args),
         Command::Fmt(args) => cli::fmt::run(&args),
+        Command::Compile(args) => cli::compile::run(&args),
+        Command::Query(args) => cli::query::run(&args),
+        Command::Graph(args) => cli::graph::run(&args),
+        Command::Diff(args) => cli::diff::run(&args),
+        Command::Report(args) => cli::report::run(&args),
     }
 }

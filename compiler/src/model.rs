@@ -310,6 +310,16 @@ impl Date {
     }
 }
 
+impl From<wardgate_lang::date::Date> for Date {
+    fn from(d: wardgate_lang::date::Date) -> Self {
+        Self {
+            year: i32::from(d.year()),
+            month: d.month(),
+            day: d.day(),
+        }
+    }
+}
+
 fn days_in_month(year: i32, month: u8) -> u8 {
     match month {
         4 | 6 | 9 | 11 => 30,

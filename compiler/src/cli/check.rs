@@ -85,9 +85,11 @@ pub fn run(args: &Args) -> ExitCode {
 /// The compiler's graph checks and lints over a loaded policy.
 fn analyze(loaded: &Loaded, today: Date) -> Vec<Diagnostic> {
     // compiler analysis plugs in here: resolution (WG3xx), requirements
-    // (WG4xx) and lints (WG5xx), e.g. `wardgate_compiler::analyze(loaded, today)`.
-    let _ = (loaded, today);
-    Vec::new()
+    // (WG4xx) and lints (WG5xx).
+    let opts = wardgate_compiler::Options {
+        today: Some(today.into()),
+    };
+    wardgate_compiler::analyze(loaded, &opts).diagnostics
 }
 
 fn plural(n: usize, word: &str) -> String {

@@ -1,7 +1,12 @@
 //! The subcommands of `wardgate`, one module each.
 
 pub mod check;
+pub mod compile;
+pub mod diff;
 pub mod fmt;
+pub mod graph;
+pub mod query;
+pub mod report;
 
 use std::process::ExitCode;
 
@@ -24,6 +29,7 @@ pub fn exit(code: u8) -> ExitCode {
 pub fn all_codes() -> Vec<&'static CodeInfo> {
     let mut codes: Vec<&'static CodeInfo> = wardgate_lang::codes::ALL.iter().collect();
     // The compiler's codes (WG3xx-WG5xx) are appended here.
+    codes.extend(wardgate_compiler::codes::ALL.iter());
     codes.sort_by_key(|c| c.code);
     codes
 }

@@ -1,0 +1,120 @@
+//! `wardgate compile FILE -o OUT`: the policy image (see `docs/image.md`).
+//!
+//! Also home of [`load`], which the other compiler commands share: load,
+//! analyse, and on errors print them and stop.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use wardgate_compiler::{Analysis, Options, PolicyImage};
+use wardgate_lang::Diagnostic;
+use wardgate_lang::date::Date;
+use wardgate_lang::render::{self, Format};
+
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, all_codes, exit, parse_date};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The root policy file.
+    pub file: PathBuf,
+    /// Where to write the image.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// What to compile to: `image` (the policy image); `nftables` is not yet supported.
+    #[arg(long, default_value = "image")]
+    pub target: String,
+    /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
+    #[arg(long, value_parser = parse_date, value_name = "DATE")]
+    pub today: Option<Date>,
+}
+
+/// A loaded, analysed policy without errors, and its image.
+pub struct Compiled {
+    pub analysis: Analysis,
+    pub image: PolicyImage,
+}
+
+/// Loads and analyses a policy. On an I/O failure or any error, prints the
+/// diagnostics (human form) to stderr and returns the exit code.
+pub fn load(file: &Path, today: Option<Date>) -> Result<Compiled, ExitCode> {
+    load_with(file, today, false)
+}
+
+/// [`load`], optionally going on despite violated requirements (WG4xx):
+/// `diff` must show a change that breaks one.
+pub fn load_with(
+    file: &Path,
+    today: Option<Date>,
+    requirement_errors_ok: bool,
+) -> Result<Compiled, ExitCode> {
+    let loaded = wardgate_lang::load(file).map_err(|e| {
+        eprintln!("error: cannot read `{}`: {e}", file.display());
+        exit(EXIT_FAILURE)
+    })?;
+    let opts = Options {
+        today: Some(today.unwrap_or_else(Date::today_utc).into()),
+    };
+    let mut analysis = wardgate_compiler::analyze(&loaded, &opts);
+    let mut diags: Vec<Diagnostic> = loaded.diagnostics.clone();
+    diags.extend(analysis.diagnostics.iter().cloned());
+    let errors: Vec<Diagnostic> = diags
+        .into_iter()
+        .filter(|d| d.is_error() && !(requirement_errors_ok && d.code.starts_with("WG4")))
+        .collect();
+    let image = analysis.image.take().or_else(|| {
+        let lowered = analysis.lowered.as_ref()?;
+        PolicyImage::build(&analysis.policy, lowered).ok()
+    });
+    match image {
+        Some(image) if errors.is_empty() => Ok(Compiled { analysis, image }),
+        _ => {
+            eprint!(
+                "{}",
+                render::render(Format::Human, &errors, &loaded.sources, &all_codes())
+            );
+            eprintln!(
+                "{}: {} error{}; run `wardgate check` for details",
+                file.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            Err(exit(EXIT_PROBLEMS))
+        }
+    }
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    match args.target.as_str() {
+        "image" => {}
+        "nftables" => {
+            eprintln!(
+                "error: `--target nftables` is not yet supported; omit `--target` to write a policy image"
+            );
+            return exit(EXIT_FAILURE);
+        }
+        other => {
+            eprintln!("error: unknown target `{other}` (expected `image`)");
+            return exit(EXIT_FAILURE);
+        }
+    }
+    let compiled = match load(&args.file, args.today) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let image = &compiled.image;
+    if let Err(e) = std::fs::write(&args.output, image.to_bytes()) {
+        eprintln!("error: cannot write `{}`: {e}", args.output.display());
+        return exit(EXIT_FAILURE);
+    }
+    println!(
+        "{}: {} zones, {} prefixes, {} rules, {} zone-pair tables, {} intervals; sha256:{}",
+        args.output.display(),
+        image.zones().len(),
+        image.prefixes().len(),
+        image.rules().len(),
+        image.pairs().len(),
+        image.intervals().len(),
+        image.hash()
+    );
+    exit(EXIT_OK)
+}
