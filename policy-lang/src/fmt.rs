@@ -47,7 +47,13 @@ pub fn format_file(file: &File, text: &str) -> String {
     };
     let pads = alignment(file, text);
     let mut prev_end: Option<usize> = None;
-    for (stmt, pad) in file.statements.iter().zip(pads) {
+    for (i, (stmt, pad)) in file.statements.iter().zip(pads).enumerate() {
+        // A comment is a statement's trailing comment only if it comes
+        // before the next statement starts.
+        let next_start = file
+            .statements
+            .get(i + 1)
+            .map_or(usize::MAX, |n| n.span.start);
         p.leading(
             stmt.span.start,
             stmt.span.end,
@@ -59,11 +65,11 @@ pub fn format_file(file: &File, text: &str) -> String {
             p.out.push('\n');
         }
         match &stmt.node {
-            Statement::Zone(z) => p.zone(z, stmt.span.start, stmt.span.end, pad),
+            Statement::Zone(z) => p.zone(z, stmt.span.start, stmt.span.end, pad, next_start),
             other => {
                 let line = statement_line(other, pad);
                 p.out.push_str(&line);
-                p.trailing(stmt.span.end, usize::MAX);
+                p.trailing(stmt.span.end, next_start);
                 p.out.push('\n');
             }
         }
@@ -81,12 +87,29 @@ enum Kind {
     Other,
 }
 
-/// Whether a zone is written on one line: one item, no comment inside.
-fn is_compact(z: &Zone, span: Span, comments: &[Node<String>]) -> bool {
-    z.items.len() == 1
+/// Whether a zone is written on one line: at most one item, no comment
+/// between its braces.
+fn is_compact(z: &Zone, span: Span, comments: &[Node<String>], text: &str) -> bool {
+    let brace = open_brace_end(text, z.name.span.end);
+    z.items.len() <= 1
         && !comments
             .iter()
-            .any(|c| c.span.start > span.start && c.span.start < span.end)
+            .any(|c| c.span.start >= brace && c.span.start < span.end)
+}
+
+/// Offset just after the `{` of a zone (only whitespace and comments can
+/// stand between the name and the brace).
+fn open_brace_end(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => return i + 1,
+            b'#' => i = text[i..].find('\n').map_or(bytes.len(), |n| i + n),
+            _ => i += 1,
+        }
+    }
+    from
 }
 
 /// Column padding per statement: consecutive services align their `=`,
@@ -97,7 +120,7 @@ fn alignment(file: &File, text: &str) -> Vec<usize> {
     let kind = |s: &Node<Statement>| match &s.node {
         Statement::Service(_) => Kind::Service,
         Statement::Rule(_) => Kind::Rule,
-        Statement::Zone(z) if is_compact(z, s.span, &file.comments) => Kind::CompactZone,
+        Statement::Zone(z) if is_compact(z, s.span, &file.comments, text) => Kind::CompactZone,
         _ => Kind::Other,
     };
     let width = |s: &Node<Statement>| match &s.node {
@@ -139,12 +162,22 @@ fn separated(
     if lines.iter().any(|l| l.trim().is_empty()) {
         return true;
     }
-    // A comment on a line of its own (not trailing `a`).
-    comments.iter().any(|c| {
-        c.span.start >= a.span.end
-            && c.span.start < b.span.start
-            && text[a.span.end..c.span.start].contains('\n')
-    })
+    // A comment the printer puts on a line of its own between them: any
+    // comment from the end of `a` to the end of `b` (comments inside `b`
+    // move above it), except the one that trails `a` on its last line.
+    let mut after_a = comments
+        .iter()
+        .filter(|c| c.span.start >= a.span.end && c.span.start < b.span.end);
+    match after_a.next() {
+        None => false,
+        Some(first)
+            if first.span.start < b.span.start
+                && !text[a.span.end..first.span.start].contains('\n') =>
+        {
+            after_a.next().is_some()
+        }
+        Some(_) => true,
+    }
 }
 
 struct Printer<'a> {
@@ -212,34 +245,20 @@ impl Printer<'_> {
         }
     }
 
-    /// Offset just after the `{` of a zone (only whitespace and comments can
-    /// stand between the name and the brace).
-    fn open_brace_end(&self, from: usize) -> usize {
-        let bytes = self.text.as_bytes();
-        let mut i = from;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'{' => return i + 1,
-                b'#' => i = self.text[i..].find('\n').map_or(bytes.len(), |n| i + n),
-                _ => i += 1,
-            }
-        }
-        from
-    }
-
-    fn zone(&mut self, z: &Zone, start: usize, end: usize, pad: usize) {
-        let brace = self.open_brace_end(z.name.span.end);
+    fn zone(&mut self, z: &Zone, start: usize, end: usize, pad: usize, next_start: usize) {
+        let brace = open_brace_end(self.text, z.name.span.end);
         // Comments between `zone` and `{` move above the zone.
         let mut none = None;
         self.leading(start, brace, &mut none, "", true);
         self.out.push_str("zone ");
         self.out.push_str(&z.name);
         let close = end.saturating_sub(1); // the `}`
-        let has_body_comments = self
-            .comments
-            .get(self.next)
-            .is_some_and(|c| c.span.start < close);
-        if !has_body_comments && z.items.len() <= 1 {
+        if is_compact(
+            z,
+            Span::new(z.name.span.file, start, end),
+            self.comments,
+            self.text,
+        ) {
             let pad = pad.saturating_sub(z.name.len());
             self.out.push_str(&" ".repeat(pad));
             match z.items.first() {
@@ -250,7 +269,7 @@ impl Printer<'_> {
                 }
                 None => self.out.push_str(" {}"),
             }
-            self.trailing(end, usize::MAX);
+            self.trailing(end, next_start);
             self.out.push('\n');
             return;
         }
@@ -266,13 +285,14 @@ impl Printer<'_> {
             }
             self.out.push_str(INDENT);
             self.out.push_str(&zone_item(&item.node));
-            self.trailing(item.span.end, close);
+            let limit = z.items.get(i + 1).map_or(close, |n| n.span.start);
+            self.trailing(item.span.end, limit);
             self.out.push('\n');
             prev_end = Some(item.span.end);
         }
         self.leading(close, close, &mut prev_end, INDENT, false);
         self.out.push('}');
-        self.trailing(end, usize::MAX);
+        self.trailing(end, next_start);
         self.out.push('\n');
     }
 }

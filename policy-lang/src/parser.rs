@@ -355,7 +355,11 @@ fn token_at(text: &str, pos: usize) -> (usize, usize) {
     } else {
         first.len_utf8()
     };
-    (pos, pos + len.min(40))
+    let mut end = pos + len.min(40);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (pos, end)
 }
 
 /// Edit distance with adjacent transpositions (optimal string alignment),
