@@ -7,7 +7,7 @@ use wardgate_lang::date::Date;
 use wardgate_lang::render::{self, Format};
 use wardgate_lang::{Diagnostic, Loaded, Severity};
 
-use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, all_codes, exit, parse_date};
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, all_codes, exit, io_reason, parse_date};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,7 +47,11 @@ pub fn run(args: &Args) -> ExitCode {
     let loaded = match wardgate_lang::load(&args.file) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("error: cannot read `{}`: {e}", args.file.display());
+            eprintln!(
+                "error: cannot read `{}`: {}",
+                args.file.display(),
+                io_reason(&e)
+            );
             return exit(EXIT_FAILURE);
         }
     };

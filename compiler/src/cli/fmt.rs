@@ -7,7 +7,7 @@ use wardgate_lang::SourceMap;
 use wardgate_lang::fmt::format_source;
 use wardgate_lang::render;
 
-use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, exit};
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, exit, io_reason};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> ExitCode {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", path.display());
+                eprintln!("error: cannot read `{}`: {}", path.display(), io_reason(&e));
                 io_failed = true;
                 continue;
             }
@@ -53,7 +53,11 @@ pub fn run(args: &Args) -> ExitCode {
             println!("would reformat {}", path.display());
             problems = true;
         } else if let Err(e) = std::fs::write(path, formatted) {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
+            eprintln!(
+                "error: cannot write `{}`: {}",
+                path.display(),
+                io_reason(&e)
+            );
             io_failed = true;
         } else {
             println!("formatted {}", path.display());

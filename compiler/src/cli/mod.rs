@@ -34,6 +34,16 @@ pub fn all_codes() -> Vec<&'static CodeInfo> {
     codes
 }
 
+/// An I/O error in the words of the messages (lowercase, no OS error number).
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "is a directory".to_string(),
+        _ => e.to_string().to_lowercase(),
+    }
+}
+
 /// clap value parser for `--today`.
 pub fn parse_date(s: &str) -> Result<Date, String> {
     s.parse::<Date>()
