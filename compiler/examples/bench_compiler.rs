@@ -33,7 +33,9 @@ const SIZES: &[(usize, usize)] = &[
 fn generate(zones: usize, rules: usize) -> String {
     let mut seed: u64 = 0x5eed_0000 + zones as u64 * 31 + rules as u64;
     let mut rnd = move |n: usize| {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         usize::try_from(seed >> 33).unwrap() % n
     };
     let mut s = String::with_capacity(rules * 60 + zones * 120);
@@ -110,13 +112,22 @@ fn one(zones: usize, rules: usize) {
     let text = generate(zones, rules);
     let today = wardgate_compiler::model::Date::parse("2026-06-01");
     let t0 = Instant::now();
-    let loaded = wardgate_lang::load_with(Path::new("bench.ward"), &mut |_| Ok(text.clone())).expect("in memory");
+    let loaded = wardgate_lang::load_with(Path::new("bench.ward"), &mut |_| Ok(text.clone()))
+        .expect("in memory");
     let parse = t0.elapsed();
-    assert!(!loaded.has_errors(), "generated policy has errors: {:?}", &loaded.diagnostics[..1]);
+    assert!(
+        !loaded.has_errors(),
+        "generated policy has errors: {:?}",
+        &loaded.diagnostics[..1]
+    );
     let t1 = Instant::now();
     let analysis = wardgate_compiler::analyze(&loaded, &wardgate_compiler::Options { today });
     let analyse = t1.elapsed();
-    let errors: Vec<_> = analysis.diagnostics.iter().filter(|d| d.is_error()).collect();
+    let errors: Vec<_> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
     assert!(errors.is_empty(), "generated policy has errors: {errors:?}");
     let t2 = Instant::now();
     let image = analysis.image.as_ref().expect("no errors, so an image");
@@ -143,13 +154,20 @@ fn one(zones: usize, rules: usize) {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     if let [zones, rules] = args[..] {
         one(zones, rules);
         return;
     }
-    println!("| zones  | rules  | parse ms (baseline) | check ms | check/parse | write ms | compile ms | image load ms | pairs | intervals | peak MiB |");
-    println!("|-------:|-------:|---------:|---------:|------:|---------:|---------:|----------:|--------:|---------:|--------:|");
+    println!(
+        "| zones  | rules  | parse ms (baseline) | check ms | check/parse | write ms | compile ms | image load ms | pairs | intervals | peak MiB |"
+    );
+    println!(
+        "|-------:|-------:|---------:|---------:|------:|---------:|---------:|----------:|--------:|---------:|--------:|"
+    );
     let exe = std::env::current_exe().expect("own path");
     for &(z, r) in SIZES {
         let out = std::process::Command::new(&exe)
