@@ -230,3 +230,94 @@ proptest! {
         prop_assert!(PolicyImage::from_bytes(&bad).is_err());
     }
 }
+
+/// The real examples with their statements shuffled (text level: parse,
+/// reorder the statements' source text, parse again) decide every packet
+/// the same way: verdict, zones and the deciding rule's text.
+mod shuffled_examples {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use wardgate_compiler::{Options, Packet, PolicyImage, analyze, decide};
+
+    fn compile(path: &str, root_text: Option<&str>) -> PolicyImage {
+        let root = Path::new(path).to_path_buf();
+        let mut read = |p: &Path| match root_text {
+            Some(t) if p == root => Ok(t.to_owned()),
+            _ => std::fs::read_to_string(p),
+        };
+        let loaded = wardgate_lang::load_with(Path::new(path), &mut read).unwrap();
+        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+        let opts = Options {
+            today: wardgate_compiler::model::Date::parse("2026-06-01"),
+        };
+        analyze(&loaded, &opts).image.expect("clean example")
+    }
+
+    fn shuffled(path: &str, seed: u64) -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        let file = &wardgate_lang::parse_str(path, &text).files[0];
+        let mut parts: Vec<&str> = file
+            .statements
+            .iter()
+            .map(|s| &text[s.span.start..s.span.end])
+            .collect();
+        let mut rng = seed;
+        for i in (1..parts.len()).rev() {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let j = usize::try_from(rng >> 33).unwrap() % (i + 1);
+            parts.swap(i, j);
+        }
+        parts.join("\n\n") + "\n"
+    }
+
+    fn addr() -> impl Strategy<Value = std::net::IpAddr> {
+        prop_oneof![
+            (
+                prop::sample::select(&[10u8, 192, 203, 8][..]),
+                0u8..110,
+                0u8..5,
+                0u8..30
+            )
+                .prop_map(|(a, b, c, d)| std::net::IpAddr::from([
+                    a,
+                    if a == 10 { b } else { 168 },
+                    c,
+                    d
+                ])),
+            (0u16..0x60, 0u16..4)
+                .prop_map(|(z, h)| std::net::IpAddr::from([0x2001, 0xdb8, z, 0, 0, 0, 0, h])),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn moving_statements_never_changes_a_decision(
+            seed in any::<u64>(),
+            pkts in prop::collection::vec((addr(), addr(), prop::sample::select(&[1u8, 6, 17, 50, 58][..]), 0u16..600), 200),
+        ) {
+            for path in ["../examples/clinic.ward", "../examples/hospital.ward"] {
+                let a = compile(path, None);
+                let b = compile(path, Some(&shuffled(path, seed)));
+                for &(src, dst, proto, port) in &pkts {
+                    if src.is_ipv4() != dst.is_ipv4() {
+                        continue;
+                    }
+                    let pkt = Packet { src, dst, proto, port: if port > 500 { 104 } else { port } };
+                    let (da, db) = (decide(&a, &pkt), decide(&b, &pkt));
+                    prop_assert_eq!(da.verdict, db.verdict, "{:?}", pkt);
+                    prop_assert_eq!(a.zone_name(da.src_zone), b.zone_name(db.src_zone));
+                    prop_assert_eq!(a.zone_name(da.dst_zone), b.zone_name(db.dst_zone));
+                    prop_assert_eq!(
+                        da.rule.map(|r| &a.rule(r).unwrap().text),
+                        db.rule.map(|r| &b.rule(r).unwrap().text)
+                    );
+                }
+            }
+        }
+    }
+}
