@@ -119,6 +119,16 @@ impl Program {
         })
     }
 
+    /// One per-CPU counter (`counter::*`), summed over CPUs.
+    pub fn counter(&self, index: u32) -> anyhow::Result<u64> {
+        let map = self
+            .ebpf
+            .map(maps::COUNTERS)
+            .with_context(|| format!("map `{}` missing", maps::COUNTERS))?;
+        let array = PerCpuArray::<_, u64>::try_from(map)?;
+        Ok(array.get(&index, 0)?.iter().sum())
+    }
+
     /// The per-CPU counters, summed over CPUs, indexed by `counter::*`.
     pub fn counters(&self) -> anyhow::Result<Vec<u64>> {
         let map = self

@@ -8,7 +8,9 @@
 //!   namespaces, each with a timeout, reporting success or failure.
 //! - [`testrun`]: `BPF_PROG_TEST_RUN` on a loaded XDP program.
 //! - [`packet`]: crafted frames for test runs.
+//! - [`enforcer`]: the loaded program with a policy compiled from source, for verdict tests.
 
+pub mod enforcer;
 pub mod netns;
 pub mod packet;
 pub mod privilege;

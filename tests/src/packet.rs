@@ -119,3 +119,75 @@ pub fn transport(frame: &[u8]) -> Option<TransportHeader> {
         .ok()?
         .transport
 }
+
+/// Offset of the IP header in a frame without VLAN tags.
+pub const IP_OFFSET: usize = 14;
+
+/// Turns an IPv4 frame into a fragment: sets the identification, the
+/// more-fragments flag and the fragment offset (in 8-byte units). The IP
+/// checksum is recomputed. A fragment with a non-zero offset carries no
+/// transport header: its bytes after the IP header are just data.
+pub fn ipv4_fragment(frame: &[u8], id: u16, more: bool, offset: u16) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    let ip = &mut out[IP_OFFSET..];
+    ip[4..6].copy_from_slice(&id.to_be_bytes());
+    let flags_offset = (if more { 0x2000 } else { 0 }) | (offset & 0x1fff);
+    ip[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+    fix_ipv4_checksum(&mut out);
+    out
+}
+
+/// Recomputes the IPv4 header checksum of a frame without VLAN tags.
+pub fn fix_ipv4_checksum(frame: &mut [u8]) {
+    let ihl = usize::from(frame[IP_OFFSET] & 0x0f) * 4;
+    let header = &mut frame[IP_OFFSET..IP_OFFSET + ihl];
+    header[10] = 0;
+    header[11] = 0;
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    header[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+/// An ICMP (or ICMPv6) error from `from` to `to` quoting the IP packet of
+/// `quoted_frame` (its IP header and the first transport bytes), as a router
+/// or host sends about a packet it could not deliver.
+pub fn icmp_error(from: IpAddr, to: IpAddr, ty: u8, code: u8, quoted_frame: &[u8]) -> Vec<u8> {
+    let quoted = &quoted_frame[IP_OFFSET..quoted_frame.len().min(IP_OFFSET + 48 + 8)];
+    let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
+    let mut out = Vec::new();
+    match (from, to) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .ipv4(s.octets(), d.octets(), 64)
+            .icmpv4_raw(ty, code, [0; 4])
+            .write(&mut out, quoted),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .ipv6(s.octets(), d.octets(), 64)
+            .icmpv6_raw(ty, code, [0; 4])
+            .write(&mut out, quoted),
+        _ => panic!("mixed address families: {from} -> {to}"),
+    }
+    .expect("writing an ICMP error");
+    out
+}
+
+/// An IPv4 frame of any protocol number with `payload` after the IP header.
+pub fn ipv4_proto(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&DST_MAC);
+    out.extend_from_slice(&SRC_MAC);
+    out.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + payload.len()) as u16;
+    out.extend_from_slice(&[0x45, 0]);
+    out.extend_from_slice(&total.to_be_bytes());
+    out.extend_from_slice(&[0, 1, 0, 0, 64, proto, 0, 0]);
+    out.extend_from_slice(&src);
+    out.extend_from_slice(&dst);
+    out.extend_from_slice(payload);
+    fix_ipv4_checksum(&mut out);
+    out
+}

@@ -113,6 +113,44 @@ pub struct CtKey {
     pub _pad: [u8; 3],
 }
 
+impl CtKey {
+    /// The key of a connection that a packet with these fields starts.
+    /// ICMP echo (request and reply) is keyed by its identifier, passed in
+    /// `sport`; other ICMP carries no ports. The one definition the program
+    /// and user space share.
+    #[inline(always)]
+    #[must_use]
+    pub fn new(
+        src: [u8; 16],
+        dst: [u8; 16],
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        icmp_type: u8,
+    ) -> Self {
+        let (sport, dport) = match proto {
+            IPPROTO_ICMP => (if matches!(icmp_type, 0 | 8) { sport } else { 0 }, 0),
+            IPPROTO_ICMPV6 => (
+                if matches!(icmp_type, 128 | 129) {
+                    sport
+                } else {
+                    0
+                },
+                0,
+            ),
+            _ => (sport, dport),
+        };
+        Self {
+            src,
+            dst,
+            sport,
+            dport,
+            proto,
+            _pad: [0; 3],
+        }
+    }
+}
+
 /// [`CtEntry::state`].
 pub const CT_NEW: u32 = 0;
 pub const CT_ESTABLISHED: u32 = 1;

@@ -15,9 +15,7 @@ const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 
 const ICMP_ECHO_REQUEST: u8 = 8;
-const ICMP_ECHO_REPLY: u8 = 0;
 const ICMPV6_ECHO_REQUEST: u8 = 128;
-const ICMPV6_ECHO_REPLY: u8 = 129;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -31,32 +29,10 @@ fn is_icmp(proto: u8) -> bool {
     proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6
 }
 
-#[inline(always)]
-fn is_echo(p: &Packet) -> bool {
-    match p.proto {
-        IPPROTO_ICMP => p.icmp_type == ICMP_ECHO_REQUEST || p.icmp_type == ICMP_ECHO_REPLY,
-        IPPROTO_ICMPV6 => p.icmp_type == ICMPV6_ECHO_REQUEST || p.icmp_type == ICMPV6_ECHO_REPLY,
-        _ => false,
-    }
-}
-
-/// The key this packet would have if it started a connection. ICMP echo is
-/// keyed by its identifier (in `sport`); other ICMP carries no ports.
+/// The key this packet would have if it started a connection.
 #[inline(always)]
 pub fn key_of(p: &Packet) -> CtKey {
-    let (sport, dport) = if is_icmp(p.proto) {
-        (if is_echo(p) { p.sport } else { 0 }, 0)
-    } else {
-        (p.sport, p.dport)
-    };
-    CtKey {
-        src: p.src,
-        dst: p.dst,
-        sport,
-        dport,
-        proto: p.proto,
-        _pad: [0; 3],
-    }
+    CtKey::new(p.src, p.dst, p.proto, p.sport, p.dport, p.icmp_type)
 }
 
 /// The key of the other direction (ICMP echo keeps its identifier in place).

@@ -1,0 +1,37 @@
+//! The connection-tracking table, seen from user space.
+
+use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData},
+};
+use wardgate_common::{CtEntry, CtKey, maps};
+
+fn table(ebpf: &mut Ebpf) -> anyhow::Result<HashMap<&mut MapData, CtKey, CtEntry>> {
+    let map = ebpf
+        .map_mut(maps::CONNTRACK)
+        .with_context(|| format!("the program has no map `{}`", maps::CONNTRACK))?;
+    Ok(HashMap::try_from(map)?)
+}
+
+/// Every tracked connection.
+pub fn entries(ebpf: &mut Ebpf) -> anyhow::Result<Vec<(CtKey, CtEntry)>> {
+    Ok(table(ebpf)?.iter().collect::<Result<_, _>>()?)
+}
+
+/// Forgets every tracked connection; their next packets are decided anew.
+pub fn flush(ebpf: &mut Ebpf) -> anyhow::Result<usize> {
+    let mut table = table(ebpf)?;
+    let keys: Vec<CtKey> = table.keys().collect::<Result<_, _>>()?;
+    for key in &keys {
+        // An entry may idle out (LRU) between listing and removal.
+        let _ = table.remove(key);
+    }
+    Ok(keys.len())
+}
+
+/// Forgets one tracked connection (by the key of its first packet).
+/// Returns false if it was not tracked.
+pub fn forget(ebpf: &mut Ebpf, key: &CtKey) -> anyhow::Result<bool> {
+    Ok(table(ebpf)?.remove(key).is_ok())
+}

@@ -1,0 +1,59 @@
+//! The quarantine set: addresses whose traffic drops at once, tracked
+//! connections included (incident response cuts live sessions).
+
+use std::net::IpAddr;
+
+use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData},
+};
+use wardgate_common::{maps, v4_mapped};
+
+/// The 16-byte map key of an address (IPv4 as IPv4-mapped IPv6).
+pub fn key(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(v4) => v4_mapped(v4.octets()),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// The address a map key stands for.
+pub fn addr(key: [u8; 16]) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(key);
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+}
+
+fn set(ebpf: &mut Ebpf) -> anyhow::Result<HashMap<&mut MapData, [u8; 16], u32>> {
+    let map = ebpf
+        .map_mut(maps::QUARANTINE)
+        .with_context(|| format!("the program has no map `{}`", maps::QUARANTINE))?;
+    Ok(HashMap::try_from(map)?)
+}
+
+/// Quarantines `addr`; its next packet drops.
+pub fn add(ebpf: &mut Ebpf, addr: IpAddr) -> anyhow::Result<()> {
+    set(ebpf)?
+        .insert(key(addr), 1, 0)
+        .with_context(|| format!("quarantining {addr}"))
+}
+
+/// Lifts the quarantine of `addr`. Returns false if it was not quarantined.
+pub fn remove(ebpf: &mut Ebpf, addr: IpAddr) -> anyhow::Result<bool> {
+    let mut set = set(ebpf)?;
+    let k = key(addr);
+    if set.get(&k, 0).is_err() {
+        return Ok(false);
+    }
+    set.remove(&k)
+        .with_context(|| format!("releasing {addr}"))?;
+    Ok(true)
+}
+
+/// Every quarantined address, sorted.
+pub fn list(ebpf: &mut Ebpf) -> anyhow::Result<Vec<IpAddr>> {
+    let set = set(ebpf)?;
+    let mut addrs: Vec<IpAddr> = set.keys().map(|k| k.map(addr)).collect::<Result<_, _>>()?;
+    addrs.sort();
+    Ok(addrs)
+}

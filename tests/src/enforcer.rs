@@ -1,0 +1,110 @@
+//! The XDP program loaded with a policy compiled from `.ward` source, driven
+//! by `BPF_PROG_TEST_RUN`: the fixture of the verdict and differential tests.
+
+use std::net::IpAddr;
+
+use wardgate_agent::{Program, events::EventReader, programmer, quarantine};
+use wardgate_common::Event;
+use wardgate_compiler::{Options, PolicyImage};
+
+use crate::testrun;
+
+/// Compiles `source` (no includes); panics with the diagnostics if it does not compile.
+pub fn image(source: &str) -> PolicyImage {
+    let loaded = wardgate_lang::parse_str("test.ward", source);
+    let (image, diagnostics) = wardgate_compiler::compile(&loaded, &Options::default());
+    let lang_errors: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == wardgate_lang::Severity::Error)
+        .collect();
+    assert!(
+        lang_errors.is_empty(),
+        "policy does not parse: {lang_errors:#?}"
+    );
+    image.unwrap_or_else(|| panic!("policy does not compile: {diagnostics:#?}"))
+}
+
+/// A loaded program with a policy in force.
+pub struct Enforcer {
+    pub program: Program,
+    pub image: PolicyImage,
+    events: EventReader,
+}
+
+impl Enforcer {
+    /// Loads the program and the policy compiled from `source`.
+    pub fn new(source: &str) -> Self {
+        Self::with_image(image(source))
+    }
+
+    pub fn with_image(image: PolicyImage) -> Self {
+        let mut program = Program::load().expect("loading the XDP program");
+        programmer::load(program.ebpf_mut(), &image, 0).expect("programming the maps");
+        let events = EventReader::new(program.ebpf_mut()).expect("opening the event ring");
+        Self {
+            program,
+            image,
+            events,
+        }
+    }
+
+    /// Switches to the policy compiled from `source` (a reload).
+    pub fn reload(&mut self, source: &str) {
+        self.image = image(source);
+        programmer::load(self.program.ebpf_mut(), &self.image, 0).expect("reloading");
+    }
+
+    /// The action the program returns for `frame`.
+    pub fn run(&mut self, frame: &[u8]) -> u32 {
+        testrun::run(self.program.xdp(), frame)
+            .expect("BPF_PROG_TEST_RUN")
+            .action
+    }
+
+    /// True if `frame` passes.
+    pub fn passes(&mut self, frame: &[u8]) -> bool {
+        match self.run(frame) {
+            testrun::XDP_PASS => true,
+            testrun::XDP_DROP => false,
+            other => panic!("unexpected action {}", testrun::action_name(other)),
+        }
+    }
+
+    pub fn counters(&self) -> Vec<u64> {
+        self.program.counters().expect("reading counters")
+    }
+
+    pub fn counter(&self, index: u32) -> u64 {
+        self.program.counter(index).expect("reading a counter")
+    }
+
+    pub fn events(&mut self) -> Vec<Event> {
+        self.events.drain()
+    }
+
+    pub fn quarantine(&mut self, addr: IpAddr) {
+        quarantine::add(self.program.ebpf_mut(), addr).expect("quarantine add");
+    }
+
+    pub fn release(&mut self, addr: IpAddr) {
+        quarantine::remove(self.program.ebpf_mut(), addr).expect("quarantine remove");
+    }
+
+    /// Forgets every tracked connection.
+    pub fn forget_connections(&mut self) {
+        wardgate_agent::conntrack::flush(self.program.ebpf_mut()).expect("flushing conntrack");
+    }
+
+    /// Forgets the connection `key` (cheaper than a flush, which walks every bucket).
+    pub fn forget(&mut self, key: &wardgate_common::CtKey) {
+        wardgate_agent::conntrack::forget(self.program.ebpf_mut(), key).expect("conntrack delete");
+    }
+
+    /// How much counter `index` moves while `f` runs.
+    pub fn delta(&mut self, index: u32, f: impl FnOnce(&mut Self)) -> u64 {
+        let before = self.counter(index);
+        f(self);
+        self.counter(index) - before
+    }
+}
