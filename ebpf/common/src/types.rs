@@ -23,6 +23,10 @@ pub const CONFIG_MONITOR_ALL: u32 = 1 << 1;
 /// [`Config::flags`]: the failsafe map is consulted.
 pub const CONFIG_FAILSAFE: u32 = 1 << 2;
 
+/// [`Config::flags`]: forward packets of tracked, allowed connections in XDP
+/// (`bpf_fib_lookup` + redirect) instead of passing them to the kernel stack.
+pub const CONFIG_FAST_PATH: u32 = 1 << 3;
+
 /// [`Config::events_per_sec`] when the agent sets none.
 pub const DEFAULT_EVENTS_PER_SEC: u32 = 1_000;
 
