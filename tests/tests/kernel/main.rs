@@ -5,5 +5,7 @@
 
 mod differential;
 mod harness;
+mod maps;
 mod skeleton;
+mod traffic;
 mod verdicts;
