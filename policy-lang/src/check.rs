@@ -4,7 +4,7 @@
 //! Value checks (addresses, prefixes, ports, ICMP types, dates, keywords as
 //! names) happen while parsing; inventory checks while loading.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::ast::{Node, Policy, Selector, ServiceAtom, ZoneItem};
 use crate::codes;
@@ -103,7 +103,7 @@ fn check_references(
     services: &HashMap<&str, &Node<crate::ast::Service>>,
     out: &mut Vec<Diagnostic>,
 ) {
-    let tags: Vec<&str> = policy
+    let tags: HashSet<&str> = policy
         .zones
         .iter()
         .flat_map(|z| z.tags().map(|t| t.as_str()))

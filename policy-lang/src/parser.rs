@@ -229,19 +229,17 @@ fn next_statement_line(text: &str, pos: usize) -> Option<usize> {
     None
 }
 
-/// Offset of the last statement line in `from..=pos` (the statement the
-/// error is in), or `from`.
-fn current_statement_line(text: &str, from: usize, pos: usize) -> usize {
-    let mut start = line_start(text, pos);
-    loop {
-        if start <= from {
-            return from;
+/// The first offset at or after `pos` that is not whitespace or a comment.
+fn skip_trivia(text: &str, mut pos: usize) -> usize {
+    let bytes = text.as_bytes();
+    while pos < bytes.len() {
+        match bytes[pos] {
+            b' ' | b'\t' | b'\r' | b'\n' => pos += 1,
+            b'#' => pos = text[pos..].find('\n').map_or(bytes.len(), |n| pos + n),
+            _ => break,
         }
-        if starts_statement(text, start) {
-            return start;
-        }
-        start = line_start(text, start - 1);
     }
+    pos
 }
 
 // ---------------------------------------------------------------------------
@@ -401,7 +399,7 @@ pub(crate) fn suggest<'c>(
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, c)| *d <= limit && *d < c.chars().count() && *c != word)
-        .min_by_key(|(d, _)| *d)
+        .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)
 }
 
@@ -425,16 +423,19 @@ impl<'a> Parser<'a> {
         Span::new(self.file, start, end)
     }
 
+    /// Parses statement by statement (pest's token queue then only ever
+    /// holds one statement, which keeps memory flat on large policies).
     fn parse_with_recovery(&mut self, bad_string_lines: &[usize]) {
         let text = self.text;
-        let mut pos = 0;
-        loop {
+        let mut pos = skip_trivia(text, 0);
+        while pos < text.len() {
             self.offset = pos;
-            match WardParser::parse(Rule::file, &text[pos..]) {
+            match WardParser::parse(Rule::statement, &text[pos..]) {
                 Ok(mut pairs) => {
-                    let file = pairs.next().expect("file rule");
-                    self.visit_file(file);
-                    return;
+                    let stmt = pairs.next().expect("statement rule");
+                    let end = pos + stmt.as_span().end();
+                    self.visit_statement(stmt);
+                    pos = skip_trivia(text, end.max(pos + 1));
                 }
                 Err(e) => {
                     let err_at = pos
@@ -444,17 +445,17 @@ impl<'a> Parser<'a> {
                     if !bad_string_lines.contains(&line_start(text, err_at)) {
                         self.syntax_error(&e);
                     }
-                    // Keep the statements before the broken one.
-                    let broken = current_statement_line(text, pos, err_at);
-                    if broken > pos {
-                        self.offset = pos;
-                        if let Ok(mut pairs) = WardParser::parse(Rule::file, &text[pos..broken]) {
-                            let file = pairs.next().expect("file rule");
-                            self.visit_file(file);
-                        }
-                    }
-                    match next_statement_line(text, err_at) {
-                        Some(next) if next > pos => pos = next,
+                    // Resume at the line of the error if a statement starts
+                    // there (a zone missing its `}` before the next zone),
+                    // else at the next line that starts a statement.
+                    let here = line_start(text, err_at);
+                    let resume = if here > pos && starts_statement(text, here) {
+                        Some(here)
+                    } else {
+                        next_statement_line(text, err_at)
+                    };
+                    match resume {
+                        Some(next) if next > pos => pos = skip_trivia(text, next),
                         _ => return,
                     }
                 }
@@ -529,25 +530,19 @@ impl<'a> Parser<'a> {
     // Statements
     // -----------------------------------------------------------------------
 
-    fn visit_file(&mut self, pair: Pair<'_, Rule>) {
-        for stmt in pair.into_inner() {
-            if stmt.as_rule() == Rule::statement {
-                let span = self.span_of(&stmt);
-                let inner = stmt.into_inner().next().expect("statement has one child");
-                let node = match inner.as_rule() {
-                    Rule::include => Some(Statement::Include(self.visit_include(inner))),
-                    Rule::inventory => Some(Statement::Inventory(self.visit_inventory(inner))),
-                    Rule::service_def => Some(Statement::Service(self.visit_service_def(inner))),
-                    Rule::zone => Some(Statement::Zone(self.visit_zone(inner))),
-                    Rule::rule_stmt => Some(Statement::Rule(self.visit_rule(inner))),
-                    Rule::require => Some(Statement::Require(self.visit_require(inner))),
-                    _ => None,
-                };
-                if let Some(node) = node {
-                    self.statements.push(Node::new(node, span));
-                }
-            }
-        }
+    fn visit_statement(&mut self, stmt: Pair<'_, Rule>) {
+        let span = self.span_of(&stmt);
+        let inner = stmt.into_inner().next().expect("statement has one child");
+        let node = match inner.as_rule() {
+            Rule::include => Statement::Include(self.visit_include(inner)),
+            Rule::inventory => Statement::Inventory(self.visit_inventory(inner)),
+            Rule::service_def => Statement::Service(self.visit_service_def(inner)),
+            Rule::zone => Statement::Zone(self.visit_zone(inner)),
+            Rule::rule_stmt => Statement::Rule(self.visit_rule(inner)),
+            Rule::require => Statement::Require(self.visit_require(inner)),
+            _ => return,
+        };
+        self.statements.push(Node::new(node, span));
     }
 
     fn visit_include(&mut self, pair: Pair<'_, Rule>) -> Include {
