@@ -488,6 +488,15 @@ impl<'a> Parser<'a> {
         expected.sort_by_key(|d| d.starts_with('`'));
         let (start, end) = token_at(self.text, at);
         let found = &self.text[start..end];
+        // At the end of the file, underline the last character written, so
+        // the snippet shows where the text stops.
+        let (start, end) = if found.is_empty() {
+            let last = self.text.trim_end();
+            let ch = last.chars().next_back().map_or(0, char::len_utf8);
+            (last.len() - ch, last.len())
+        } else {
+            (start, end)
+        };
         let found_words = if found.is_empty() {
             "the end of the file".to_string()
         } else {
