@@ -17,6 +17,7 @@ pub mod image;
 pub mod lints;
 pub mod lower;
 pub mod model;
+pub mod nft;
 pub mod prefix;
 pub mod resolve;
 #[doc(hidden)]

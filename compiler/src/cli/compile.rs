@@ -20,7 +20,8 @@ pub struct Args {
     /// Where to write the image.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
-    /// What to compile to: `image` (the policy image); `nftables` is not yet supported.
+    /// What to compile to: `image` (the policy image) or `nftables` (an
+    /// equivalent ruleset for `nft -f`, see `docs/nftables.md`).
     #[arg(long, default_value = "image")]
     pub target: String,
     /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
@@ -84,24 +85,22 @@ pub fn load_with(
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    match args.target.as_str() {
-        "image" => {}
-        "nftables" => {
-            eprintln!(
-                "error: `--target nftables` is not yet supported; omit `--target` to write a policy image"
-            );
-            return exit(EXIT_FAILURE);
-        }
+    let nftables = match args.target.as_str() {
+        "image" => false,
+        "nftables" => true,
         other => {
-            eprintln!("error: unknown target `{other}` (expected `image`)");
+            eprintln!("error: unknown target `{other}` (expected `image` or `nftables`)");
             return exit(EXIT_FAILURE);
         }
-    }
+    };
     let compiled = match load(&args.file, args.today) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let image = &compiled.image;
+    if nftables {
+        return write_nftables(args, image);
+    }
     if let Err(e) = std::fs::write(&args.output, image.to_bytes()) {
         eprintln!("error: cannot write `{}`: {e}", args.output.display());
         return exit(EXIT_FAILURE);
@@ -115,6 +114,24 @@ pub fn run(args: &Args) -> ExitCode {
         image.pairs().len(),
         image.intervals().len(),
         image.hash()
+    );
+    exit(EXIT_OK)
+}
+
+/// `--target nftables`: the ruleset of `wardgate_compiler::nft`.
+fn write_nftables(args: &Args, image: &PolicyImage) -> ExitCode {
+    let ruleset = wardgate_compiler::nft::render(image);
+    if let Err(e) = std::fs::write(&args.output, &ruleset) {
+        eprintln!("error: cannot write `{}`: {e}", args.output.display());
+        return exit(EXIT_FAILURE);
+    }
+    println!(
+        "{}: nftables table `inet {}` for {} zones, {} rules; load with `nft -f {}`",
+        args.output.display(),
+        wardgate_compiler::nft::TABLE,
+        image.zones().len(),
+        image.rules().len(),
+        args.output.display()
     );
     exit(EXIT_OK)
 }

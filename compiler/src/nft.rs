@@ -1,0 +1,607 @@
+//! The nftables backend: a [`PolicyImage`] as one `table inet wardgate`.
+//!
+//! For gateways that cannot run XDP. The ruleset is rendered from the lowered
+//! image (never a rule per zone pair), so it decides exactly as
+//! [`crate::decide`] does; a differential test in `tests/tests/nft` sends
+//! crafted packets through it in a namespace gateway and compares. The mapping
+//! is documented in `docs/nftables.md`; keep the two in step.
+//!
+//! In short, in the `forward` hook:
+//! 1. packets of tracked connections (`ct state established,related`) and
+//!    IPv6 neighbour discovery pass;
+//! 2. the destination address is classified by an interval map
+//!    (`dst_zone_v4` / `dst_zone_v6`) whose value goes into the packet's
+//!    priority as `0:DST` (a tc classid, hex);
+//! 3. the source address jumps through a verdict map (`src_zone_v4` /
+//!    `src_zone_v6`) into a two-line chain per zone, `from_zN`, which accepts
+//!    intra-zone traffic of a non-isolated zone and otherwise ORs `N:0` into
+//!    the priority, so that it reads `SRC:DST`;
+//! 4. chain `decide` looks up `SRC:DST . protocol . port-or-type` in one of
+//!    three verdict maps (`policy_ports`, `policy_icmp`, `policy_other`)
+//!    built from the image's interval tables; hits go to a counting chain per
+//!    rule (`allow_N`, `deny_N`, `audit_N`), misses are default deny, or
+//!    audit when a monitor zone is involved.
+//!
+//! nftables interval maps reject overlapping elements, so nested prefixes
+//! are flattened into disjoint address ranges first ([`zone_ranges`]): each
+//! range is classified by the image's own longest-prefix match.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use wardgate_common::{
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, PROTO_ANY, RULE_NONE,
+    VERDICT_ALLOW, WORLD_ZONE, ZONE_ISOLATED, ZONE_MONITOR,
+};
+
+use crate::image::{PolicyImage, RuleMeta};
+use crate::model::{Action, ZoneId};
+use crate::prefix::V4_MAPPED_BASE;
+
+/// The table's name (family `inet`).
+pub const TABLE: &str = "wardgate";
+
+/// Protocols with destination ports in the language.
+const PORT_PROTOS: [u8; 3] = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP];
+/// Protocols looked up by ICMP type.
+const ICMP_PROTOS: [u8; 2] = [IPPROTO_ICMP, IPPROTO_ICMPV6];
+
+/// nftables keeps at most 128 bytes of a comment.
+const COMMENT_MAX: usize = 127;
+
+/// A run of addresses `lo..=hi` in the 16-byte key space and its zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneRange {
+    pub lo: u128,
+    pub hi: u128,
+    pub zone: ZoneId,
+}
+
+/// The image's prefixes flattened into disjoint, sorted address ranges that
+/// cover the whole 16-byte key space; each range carries the zone the
+/// image's longest-prefix match gives every address in it (`world` included).
+/// Adjacent ranges of the same zone are merged.
+#[must_use]
+pub fn zone_ranges(image: &PolicyImage) -> Vec<ZoneRange> {
+    // Every address where the longest match can change: prefix starts and the
+    // address after each prefix's end. Between two of these, LPM is constant.
+    let mut bounds = BTreeSet::from([0u128, V4_MAPPED_BASE, V4_MAPPED_BASE + (1 << 32)]);
+    for (key, _) in image.prefixes() {
+        let span = u128::MAX.checked_shr(u32::from(key.len)).unwrap_or(0);
+        bounds.insert(key.addr);
+        if let Some(next) = (key.addr | span).checked_add(1) {
+            bounds.insert(next);
+        }
+    }
+    let bounds: Vec<u128> = bounds.into_iter().collect();
+    let mut out: Vec<ZoneRange> = Vec::with_capacity(bounds.len());
+    for (i, &lo) in bounds.iter().enumerate() {
+        let hi = bounds.get(i + 1).map_or(u128::MAX, |next| next - 1);
+        let zone = image.classify(lo);
+        match out.last_mut() {
+            Some(last) if last.zone == zone && last.hi.checked_add(1) == Some(lo) => last.hi = hi,
+            _ => out.push(ZoneRange { lo, hi, zone }),
+        }
+    }
+    out
+}
+
+/// Where an interval of a table sends a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Allow(u32),
+    Deny(u32),
+    Audit(u32),
+}
+
+impl Target {
+    fn chain(self) -> String {
+        match self {
+            Self::Allow(r) => format!("allow_{r}"),
+            Self::Deny(r) => format!("deny_{r}"),
+            Self::Audit(r) => format!("audit_{r}"),
+        }
+    }
+}
+
+/// Renders the ruleset: one file that `nft -f` loads atomically, replacing
+/// any earlier `table inet wardgate`.
+#[must_use]
+pub fn render(image: &PolicyImage) -> String {
+    Renderer::new(image).render()
+}
+
+struct Renderer<'a> {
+    image: &'a PolicyImage,
+    /// `policy_ports`: (pair, proto, lo, hi) -> target.
+    ports: Vec<(u32, u8, u16, u16, Target)>,
+    /// `policy_icmp`: (pair, proto, lo, hi) -> target; types 0..=255.
+    icmp: Vec<(u32, u8, u16, u16, Target)>,
+    /// `policy_other`: (pair, proto lo, proto hi) -> target.
+    other: Vec<(u32, u8, u8, Target)>,
+    targets: BTreeSet<Target>,
+}
+
+fn flags(image: &PolicyImage, zone: ZoneId) -> u32 {
+    image.zones().get(zone as usize).map_or(0, |z| z.flags)
+}
+
+/// The priority value `SRC:DST` (tc classid notation, hex).
+fn classid(src: ZoneId, dst: ZoneId) -> String {
+    format!("{src:x}:{dst:x}")
+}
+
+fn pair_value(src: ZoneId, dst: ZoneId) -> u32 {
+    (src << 16) | dst
+}
+
+/// `lo-hi`, or `lo` when they are equal.
+fn range<T: PartialEq + std::fmt::Display>(lo: T, hi: T) -> String {
+    if lo == hi {
+        format!("{lo}")
+    } else {
+        format!("{lo}-{hi}")
+    }
+}
+
+/// A comment nftables accepts: no double quotes, at most 127 bytes.
+fn comment(text: &str) -> String {
+    let mut s: String = text
+        .chars()
+        .map(|c| if c == '"' || c.is_control() { '\'' } else { c })
+        .collect();
+    if s.len() > COMMENT_MAX {
+        let mut cut = COMMENT_MAX - 3;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+fn rule_comment(rule: &RuleMeta) -> String {
+    comment(&format!("{}:{}: {}", rule.file, rule.line, rule.text))
+}
+
+impl<'a> Renderer<'a> {
+    fn new(image: &'a PolicyImage) -> Self {
+        let mut r = Self {
+            image,
+            ports: Vec::new(),
+            icmp: Vec::new(),
+            other: Vec::new(),
+            targets: BTreeSet::new(),
+        };
+        r.lower();
+        r
+    }
+
+    /// The image's tables as map elements.
+    fn lower(&mut self) {
+        let image = self.image;
+        // Protocols with their own table, per zone pair: the `any` table
+        // (PROTO_ANY) applies to every other protocol.
+        let mut specific: BTreeMap<(u32, u32), BTreeSet<u32>> = BTreeMap::new();
+        for (key, _) in image.pairs() {
+            if key.proto != PROTO_ANY {
+                specific
+                    .entry((key.src_zone, key.dst_zone))
+                    .or_default()
+                    .insert(key.proto);
+            }
+        }
+        for (key, _) in image.pairs() {
+            let (s, d) = (key.src_zone, key.dst_zone);
+            let pair = pair_value(s, d);
+            let monitor = (flags(image, s) | flags(image, d)) & ZONE_MONITOR != 0;
+            let table = image.table(*key).expect("pairs come from the image");
+            let intervals: Vec<(u16, u16, Target)> = table
+                .iter()
+                .filter_map(|iv| {
+                    let target = if iv.verdict == VERDICT_ALLOW {
+                        Target::Allow(iv.rule)
+                    } else if iv.rule == RULE_NONE {
+                        // Default deny: left out, the chain's tail decides.
+                        return None;
+                    } else if monitor {
+                        Target::Audit(iv.rule)
+                    } else {
+                        Target::Deny(iv.rule)
+                    };
+                    Some((iv.lo, iv.hi, target))
+                })
+                .collect();
+            let protos: Vec<u8> = if key.proto == PROTO_ANY {
+                let own = specific.get(&(s, d));
+                (0..=255u8)
+                    .filter(|p| !own.is_some_and(|o| o.contains(&u32::from(*p))))
+                    .collect()
+            } else {
+                vec![u8::try_from(key.proto).expect("protocol numbers fit u8")]
+            };
+            let mut others: Vec<u8> = Vec::new();
+            for p in protos {
+                if PORT_PROTOS.contains(&p) {
+                    for &(lo, hi, t) in &intervals {
+                        self.ports.push((pair, p, lo, hi, t));
+                        self.targets.insert(t);
+                    }
+                } else if ICMP_PROTOS.contains(&p) {
+                    for &(lo, hi, t) in intervals.iter().filter(|iv| iv.0 <= 255) {
+                        self.icmp.push((pair, p, lo, hi.min(255), t));
+                        self.targets.insert(t);
+                    }
+                } else {
+                    others.push(p);
+                }
+            }
+            // Every other protocol is looked up with port 0.
+            if let Some(&(_, _, t)) = intervals.iter().find(|iv| iv.0 == 0) {
+                for (lo, hi) in runs(&others) {
+                    self.other.push((pair, lo, hi, t));
+                    self.targets.insert(t);
+                }
+            }
+        }
+    }
+
+    fn render(&self) -> String {
+        let image = self.image;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "#!/usr/sbin/nft -f\n\
+             # wardgate nftables ruleset, compiled from policy image sha256:{}\n\
+             # {} zones, {} prefixes, {} rules, {} zone-pair tables.\n\
+             # Load (atomically, replacing an earlier wardgate table): nft -f FILE\n\
+             # How it decides: docs/nftables.md\n",
+            image.hash(),
+            image.zones().len(),
+            image.prefixes().len(),
+            image.rules().len(),
+            image.pairs().len(),
+        );
+        // Create-then-delete makes the delete succeed when the table is new;
+        // the whole file is one transaction.
+        let _ = writeln!(out, "table inet {TABLE} {{}}\ndelete table inet {TABLE}\n");
+        let _ = writeln!(out, "table inet {TABLE} {{");
+        self.counters(&mut out);
+        self.zone_maps(&mut out);
+        self.policy_maps(&mut out);
+        self.chains(&mut out);
+        out.push_str("}\n");
+        out
+    }
+
+    fn counters(&self, out: &mut String) {
+        out.push_str("\t# One counter per rule in force, named after its id in the image.\n");
+        for rule in self.image.rules().iter().filter(|r| r.active) {
+            let _ = writeln!(
+                out,
+                "\tcounter rule_{} {{\n\t\tcomment \"{}\"\n\t}}",
+                rule.id,
+                rule_comment(rule)
+            );
+        }
+        for (name, what) in [
+            (
+                "intra_zone",
+                "intra-zone traffic of a zone that is not isolated",
+            ),
+            ("default_deny", "no allow rule covers the packet"),
+            (
+                "default_audit",
+                "no allow rule covers the packet, a zone is in monitor mode",
+            ),
+        ] {
+            let _ = writeln!(out, "\tcounter {name} {{\n\t\tcomment \"{what}\"\n\t}}");
+        }
+        out.push('\n');
+    }
+
+    fn zone_maps(&self, out: &mut String) {
+        let ranges = zone_ranges(self.image);
+        let v4_lo = V4_MAPPED_BASE;
+        let v4_hi = V4_MAPPED_BASE + u128::from(u32::MAX);
+        let v4: Vec<String> = ranges
+            .iter()
+            .filter(|r| r.zone != WORLD_ZONE && r.lo >= v4_lo && r.hi <= v4_hi)
+            .map(|r| {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "inside ::ffff:0:0/96 the low 32 bits are the IPv4 address"
+                )]
+                let (lo, hi) = (Ipv4Addr::from(r.lo as u32), Ipv4Addr::from(r.hi as u32));
+                (range(lo, hi), r.zone)
+            })
+            .map(|(k, z)| format!("{k} : {{}}{z}"))
+            .collect();
+        let v6: Vec<String> = ranges
+            .iter()
+            .filter(|r| r.zone != WORLD_ZONE)
+            .map(|r| {
+                let (lo, hi) = (Ipv6Addr::from(r.lo), Ipv6Addr::from(r.hi));
+                format!("{} : {{}}{}", range(lo, hi), r.zone)
+            })
+            .collect();
+        let dst = |e: &String| {
+            let (k, z) = e.split_once(" : {}").expect("formatted above");
+            let z: ZoneId = z.parse().expect("formatted above");
+            format!("{k} : {}", classid(0, z))
+        };
+        let src = |e: &String| {
+            let (k, z) = e.split_once(" : {}").expect("formatted above");
+            format!("{k} : goto from_z{z}")
+        };
+        out.push_str(
+            "\t# Address to zone: the image's prefixes flattened into disjoint ranges\n\
+             \t# (longest prefix wins); addresses in no range are in `world` (0).\n",
+        );
+        map(
+            out,
+            "dst_zone_v4",
+            "ip daddr : meta priority",
+            &v4.iter().map(dst).collect::<Vec<_>>(),
+        );
+        map(
+            out,
+            "dst_zone_v6",
+            "ip6 daddr : meta priority",
+            &v6.iter().map(dst).collect::<Vec<_>>(),
+        );
+        map(
+            out,
+            "src_zone_v4",
+            "ip saddr : verdict",
+            &v4.iter().map(src).collect::<Vec<_>>(),
+        );
+        map(
+            out,
+            "src_zone_v6",
+            "ip6 saddr : verdict",
+            &v6.iter().map(src).collect::<Vec<_>>(),
+        );
+    }
+
+    fn policy_maps(&self, out: &mut String) {
+        let key = |pair: u32| classid(pair >> 16, pair & 0xffff);
+        out.push_str(
+            "\t# The image's interval tables: SRC:DST . protocol . port (or ICMP type) to\n\
+             \t# the deciding rule's chain. Missing keys are default deny.\n",
+        );
+        map(
+            out,
+            "policy_ports",
+            "meta priority . meta l4proto . th dport : verdict",
+            &self
+                .ports
+                .iter()
+                .map(|&(pair, p, lo, hi, t)| {
+                    format!(
+                        "{} . {p} . {} : goto {}",
+                        key(pair),
+                        range(lo, hi),
+                        t.chain()
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        map(
+            out,
+            "policy_icmp",
+            "meta priority . meta l4proto . @th,0,8 : verdict",
+            &self
+                .icmp
+                .iter()
+                .map(|&(pair, p, lo, hi, t)| {
+                    format!(
+                        "{} . {p} . {} : goto {}",
+                        key(pair),
+                        range(lo, hi),
+                        t.chain()
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        map(
+            out,
+            "policy_other",
+            "meta priority . meta l4proto : verdict",
+            &self
+                .other
+                .iter()
+                .map(|&(pair, lo, hi, t)| {
+                    format!("{} . {} : goto {}", key(pair), range(lo, hi), t.chain())
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+
+    fn chains(&self, out: &mut String) {
+        let image = self.image;
+        let isolated = |z: ZoneId| flags(image, z) & ZONE_ISOLATED != 0;
+        let monitor: Vec<ZoneId> = image
+            .zones()
+            .iter()
+            .filter(|z| z.flags & ZONE_MONITOR != 0)
+            .map(|z| z.id)
+            .collect();
+
+        out.push_str(
+            "\tchain forward {\n\
+             \t\ttype filter hook forward priority filter; policy drop;\n\
+             \t\t# Replies and related ICMP errors of allowed connections.\n\
+             \t\tct state established,related accept\n\
+             \t\t# Neighbour discovery is not the policy's business.\n\
+             \t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept\n\
+             \t\t# The priority holds SRC:DST while deciding; reset on accept.\n\
+             \t\tmeta priority set none\n\
+             \t\tmeta priority set ip daddr map @dst_zone_v4\n\
+             \t\tmeta priority set ip6 daddr map @dst_zone_v6\n\
+             \t\tip saddr vmap @src_zone_v4\n\
+             \t\tip6 saddr vmap @src_zone_v6\n",
+        );
+        // The source is `world`.
+        if !isolated(WORLD_ZONE) {
+            out.push_str("\t\tmeta priority none goto intra_zone\n");
+        }
+        out.push_str("\t\tgoto decide\n\t}\n\n");
+
+        let sources: BTreeSet<ZoneId> = zone_ranges(image)
+            .iter()
+            .map(|r| r.zone)
+            .filter(|&z| z != WORLD_ZONE)
+            .collect();
+        for z in sources {
+            let _ = writeln!(
+                out,
+                "\tchain from_z{z} {{\n\t\t# {}",
+                comment(image.zone_name(z))
+            );
+            if !isolated(z) {
+                let _ = writeln!(out, "\t\tmeta priority {} goto intra_zone", classid(0, z));
+            }
+            let _ = writeln!(
+                out,
+                "\t\tmeta priority set meta priority | {}\n\t\tgoto decide\n\t}}\n",
+                classid(z, 0)
+            );
+        }
+
+        out.push_str(
+            "\tchain decide {\n\
+             \t\tmeta l4proto { tcp, udp, sctp } meta priority . meta l4proto . th dport vmap @policy_ports\n\
+             \t\tmeta l4proto { icmp, ipv6-icmp } meta priority . meta l4proto . @th,0,8 vmap @policy_icmp\n\
+             \t\tmeta priority . meta l4proto vmap @policy_other\n",
+        );
+        if !monitor.is_empty() {
+            let set = |f: &dyn Fn(ZoneId) -> String| {
+                monitor.iter().map(|&z| f(z)).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "\t\t# Monitor zones pass would-be drops as audits.\n\
+                 \t\tmeta priority & ffff:0 {{ {} }} goto default_audit\n\
+                 \t\tmeta priority & 0:ffff {{ {} }} goto default_audit",
+                set(&|z| classid(z, 0)),
+                set(&|z| classid(0, z)),
+            );
+        }
+        out.push_str("\t\tcounter name \"default_deny\" drop\n\t}\n\n");
+
+        out.push_str(
+            "\tchain intra_zone {\n\
+             \t\tcounter name \"intra_zone\" meta priority set none accept\n\
+             \t}\n\n\
+             \tchain default_audit {\n\
+             \t\tcounter name \"default_audit\" log prefix \"wardgate audit default: \" meta priority set none accept\n\
+             \t}\n",
+        );
+        for t in &self.targets {
+            let (r, body) = match *t {
+                Target::Allow(r) => (r, "meta priority set none accept".to_owned()),
+                Target::Deny(r) => (r, "drop".to_owned()),
+                Target::Audit(r) => (
+                    r,
+                    format!(
+                        "log prefix \"wardgate audit rule {r}: \" meta priority set none accept"
+                    ),
+                ),
+            };
+            let text = image.rule(r).map(rule_comment).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "\n\tchain {} {{\n\t\tcounter name \"rule_{r}\" {body} comment \"{text}\"\n\t}}",
+                t.chain()
+            );
+        }
+        debug_assert!(
+            self.targets.iter().all(|t| {
+                let r = match *t {
+                    Target::Allow(r) | Target::Deny(r) | Target::Audit(r) => r,
+                };
+                image.rule(r).is_some_and(|m| {
+                    m.active && (m.action == Action::Allow) == matches!(t, Target::Allow(_))
+                })
+            }),
+            "every target names a rule in force of the right action"
+        );
+    }
+}
+
+/// Sorted protocol numbers as inclusive runs.
+fn runs(protos: &[u8]) -> Vec<(u8, u8)> {
+    let mut out: Vec<(u8, u8)> = Vec::new();
+    for &p in protos {
+        match out.last_mut() {
+            Some(last) if u16::from(last.1) + 1 == u16::from(p) => last.1 = p,
+            _ => out.push((p, p)),
+        }
+    }
+    out
+}
+
+/// A `flags interval` map; `elements` is left out when there are none.
+fn map(out: &mut String, name: &str, typeof_: &str, elements: &[String]) {
+    let _ = write!(
+        out,
+        "\tmap {name} {{\n\t\ttypeof {typeof_}\n\t\tflags interval\n"
+    );
+    if !elements.is_empty() {
+        out.push_str("\t\telements = {\n");
+        for (i, e) in elements.iter().enumerate() {
+            let sep = if i + 1 == elements.len() { "" } else { "," };
+            let _ = writeln!(out, "\t\t\t{e}{sep}");
+        }
+        out.push_str("\t\t}\n");
+    }
+    out.push_str("\t}\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(source: &str) -> PolicyImage {
+        let loaded = wardgate_lang::parse_str("test.ward", source);
+        let (image, diags) = crate::compile(&loaded, &crate::Options::default());
+        image.unwrap_or_else(|| panic!("{diags:#?}"))
+    }
+
+    #[test]
+    fn nested_prefixes_flatten_into_disjoint_ranges() {
+        let image = image(
+            "zone a { networks 10.0.0.0/8 }\nzone b { networks 10.1.0.0/16 }\nzone c { networks ::/0 }\n",
+        );
+        let ranges = zone_ranges(&image);
+        for w in ranges.windows(2) {
+            assert_eq!(w[0].hi + 1, w[1].lo, "ranges are contiguous: {w:?}");
+            assert_ne!(w[0].zone, w[1].zone, "adjacent ranges are merged: {w:?}");
+        }
+        assert_eq!(ranges.first().map(|r| r.lo), Some(0));
+        assert_eq!(ranges.last().map(|r| r.hi), Some(u128::MAX));
+        for r in &ranges {
+            for a in [r.lo, r.hi, r.lo / 2 + r.hi / 2] {
+                assert_eq!(image.classify(a), r.zone, "{a:#x} in {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn protocol_runs() {
+        assert_eq!(
+            runs(&[0, 2, 3, 4, 7, 255]),
+            vec![(0, 0), (2, 4), (7, 7), (255, 255)]
+        );
+        assert_eq!(runs(&[]), vec![]);
+    }
+
+    #[test]
+    fn comments_fit_nftables() {
+        let c = comment(&format!("a \"quoted\" {}", "x".repeat(300)));
+        assert!(c.len() <= COMMENT_MAX && !c.contains('"'));
+    }
+}
