@@ -3,10 +3,25 @@
 //! It loads the XDP program built from `ebpf/xdp` (embedded at build time),
 //! attaches it to a gateway's interfaces and programs its maps. Kernel-version
 //! logic lives here and nowhere else.
+//!
+//! The daemon (`wardgate-agent run`, [`daemon`]) pins the maps and links under
+//! bpffs ([`pin`]) so that enforcement outlives it, reloads policies
+//! ([`policy`], [`programmer`]), serves a control socket ([`control`]) and
+//! Prometheus metrics ([`metrics`]), and writes drop and audit events as JSON
+//! lines ([`eventlog`]). `docs/agent.md` documents its configuration
+//! ([`config`]) and wire formats.
 
+pub mod config;
 pub mod conntrack;
+pub mod control;
+pub mod daemon;
+pub mod eventlog;
 pub mod events;
+pub mod failsafe;
 pub mod loader;
+pub mod metrics;
+pub mod pin;
+pub mod policy;
 pub mod programmer;
 pub mod quarantine;
 

@@ -1,12 +1,18 @@
 //! Loading the embedded XDP program and attaching it to interfaces.
 
 use anyhow::Context as _;
+use std::path::Path;
+
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::PerCpuArray,
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
 };
-use wardgate_common::{counter, maps};
+use wardgate_common::{Counters, counter, maps};
 
 /// The XDP object, built by build.rs.
 pub static PROGRAM_OBJECT: &[u8] =
@@ -14,6 +20,20 @@ pub static PROGRAM_OBJECT: &[u8] =
 
 /// Name of the XDP entry point in the object.
 pub const PROGRAM_NAME: &str = "wardgate";
+
+/// Name of the `XDP_PASS` baseline program in the same object (benchmarks only).
+pub const BASELINE_NAME: &str = "xdp_pass";
+
+/// Loads only the `XDP_PASS` baseline program, for benchmarks.
+pub fn load_baseline() -> anyhow::Result<Ebpf> {
+    let mut ebpf = Ebpf::load(PROGRAM_OBJECT).context("loading the XDP object")?;
+    let program: &mut Xdp = ebpf
+        .program_mut(BASELINE_NAME)
+        .context("the object has no baseline program")?
+        .try_into()?;
+    program.load()?;
+    Ok(ebpf)
+}
 
 /// How the program ended up attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +78,79 @@ impl Program {
             .load()
             .context("the kernel rejected the XDP program")?;
         Ok(Self { ebpf })
+    }
+
+    /// Loads the embedded object with every map pinned under `dir` (a bpffs
+    /// directory that exists): a map already pinned there is reused, with its
+    /// contents (policy, connection tracking, quarantine, counters); a missing
+    /// one is created and pinned. This is how a restarted agent adopts the
+    /// state of the one before it.
+    pub fn load_pinned(dir: &Path) -> anyhow::Result<Self> {
+        let mut loader = EbpfLoader::new();
+        for name in maps::ALL {
+            loader.map_pin_path(name, dir.join(name));
+        }
+        let mut ebpf = loader.load(PROGRAM_OBJECT).with_context(|| {
+            format!(
+                "loading the XDP object with the maps pinned in `{}`",
+                dir.display()
+            )
+        })?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .context("the object has no `wardgate` program")?
+            .try_into()?;
+        program.load().context(
+            "the kernel rejected the XDP program (if the maps pinned by an older \
+             version differ in shape, run `wardgate-agent detach` first)",
+        )?;
+        Ok(Self { ebpf })
+    }
+
+    /// Attaches to `iface` through a `bpf_link` and pins the link at the path
+    /// `pin(mode)` returns, so that it outlives this process. `mode: None`
+    /// tries driver mode and falls back to generic mode (logged).
+    pub fn attach_pinned(
+        &mut self,
+        iface: &str,
+        mode: Option<AttachMode>,
+        pin: impl Fn(AttachMode) -> std::path::PathBuf,
+    ) -> anyhow::Result<(AttachMode, FdLink)> {
+        let attached = match mode {
+            Some(mode) => self.attach_mode(iface, mode)?,
+            None => self.attach(iface)?,
+        };
+        let link = self
+            .xdp()
+            .take_link(attached.link)
+            .context("taking the XDP link")?;
+        let link = FdLink::try_from(link).map_err(|_| {
+            anyhow::anyhow!(
+                "`{iface}`: the kernel attached XDP through netlink, not a bpf_link; \
+                 pinning needs Linux 5.9 or later"
+            )
+        })?;
+        let path = pin(attached.mode);
+        let pinned = link
+            .pin(&path)
+            .with_context(|| format!("pinning the XDP link at `{}`", path.display()))?;
+        Ok((attached.mode, pinned.into()))
+    }
+
+    /// Points the XDP link pinned at `path` at this program, in one step
+    /// (`BPF_LINK_UPDATE`): the interface is never without a program. The link
+    /// stays pinned.
+    pub fn adopt_link(&mut self, path: &Path) -> anyhow::Result<FdLink> {
+        let pinned = PinnedLink::from_pin(path)
+            .with_context(|| format!("opening the pinned link `{}`", path.display()))?;
+        let link = XdpLink::try_from(FdLink::from(pinned))
+            .with_context(|| format!("`{}` is not an XDP link", path.display()))?;
+        let id = self
+            .xdp()
+            .attach_to_link(link)
+            .with_context(|| format!("updating the pinned link `{}`", path.display()))?;
+        let link = self.xdp().take_link(id).context("taking the XDP link")?;
+        FdLink::try_from(link).map_err(|_| anyhow::anyhow!("the adopted link is not a bpf_link"))
     }
 
     pub fn ebpf(&self) -> &Ebpf {
@@ -119,25 +212,24 @@ impl Program {
         })
     }
 
-    /// One per-CPU counter (`counter::*`), summed over CPUs.
+    /// One counter (`counter::*`), summed over CPUs.
     pub fn counter(&self, index: u32) -> anyhow::Result<u64> {
-        let map = self
-            .ebpf
-            .map(maps::COUNTERS)
-            .with_context(|| format!("map `{}` missing", maps::COUNTERS))?;
-        let array = PerCpuArray::<_, u64>::try_from(map)?;
-        Ok(array.get(&index, 0)?.iter().sum())
+        Ok(self.counters()?[index as usize])
     }
 
-    /// The per-CPU counters, summed over CPUs, indexed by `counter::*`.
+    /// Every counter, summed over CPUs, indexed by `counter::*`.
     pub fn counters(&self) -> anyhow::Result<Vec<u64>> {
         let map = self
             .ebpf
             .map(maps::COUNTERS)
             .with_context(|| format!("map `{}` missing", maps::COUNTERS))?;
-        let array = PerCpuArray::<_, u64>::try_from(map)?;
-        (0..counter::COUNT)
-            .map(|i| Ok(array.get(&i, 0)?.iter().sum()))
-            .collect()
+        let array = PerCpuArray::<_, Counters>::try_from(map)?;
+        let mut sums = vec![0u64; counter::COUNT as usize];
+        for block in array.get(&0, 0)?.iter() {
+            for (sum, value) in sums.iter_mut().zip(block) {
+                *sum += value;
+            }
+        }
+        Ok(sums)
     }
 }

@@ -20,7 +20,8 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key},
 };
 use wardgate_common::{
-    CONFIG_LOADED, Config, DEFAULT_EVENTS_PER_SEC, Interval, PairKey, Span, ZoneInfo, maps,
+    CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval, PairKey, Span,
+    ZoneInfo, maps,
 };
 use wardgate_compiler::PolicyImage;
 
@@ -47,6 +48,15 @@ pub fn set_config(ebpf: &mut Ebpf, config: Config) -> anyhow::Result<()> {
     let mut array: Array<&mut MapData, Config> = Array::try_from(map_mut(ebpf, maps::CONFIG)?)?;
     array.set(0, config, 0)?;
     Ok(())
+}
+
+/// Changes the config entry in one write (flags, event rate), leaving the
+/// tables, the active set and the generation as they are.
+pub fn update_config(ebpf: &mut Ebpf, change: impl FnOnce(&mut Config)) -> anyhow::Result<Config> {
+    let mut next = config(ebpf)?;
+    change(&mut next);
+    set_config(ebpf, next)?;
+    Ok(next)
 }
 
 /// Loads `image` into the inactive table set and makes it active.
@@ -96,7 +106,8 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
     let next = Config {
         generation: current.generation.wrapping_add(1),
         active_set: target,
-        flags: CONFIG_LOADED | flags,
+        // The quarantine flag follows the quarantine set, not the policy.
+        flags: CONFIG_LOADED | (current.flags & CONFIG_QUARANTINE) | flags,
         events_per_sec: if current.events_per_sec == 0 {
             DEFAULT_EVENTS_PER_SEC
         } else {

@@ -8,7 +8,9 @@ use aya::{
     Ebpf,
     maps::{HashMap, MapData},
 };
-use wardgate_common::{maps, v4_mapped};
+use wardgate_common::{CONFIG_QUARANTINE, maps, v4_mapped};
+
+use crate::programmer;
 
 /// The 16-byte map key of an address (IPv4 as IPv4-mapped IPv6).
 pub fn key(addr: IpAddr) -> [u8; 16] {
@@ -31,11 +33,27 @@ fn set(ebpf: &mut Ebpf) -> anyhow::Result<HashMap<&mut MapData, [u8; 16], u32>> 
     Ok(HashMap::try_from(map)?)
 }
 
+/// Tells the program whether to consult the set (`CONFIG_QUARANTINE`).
+fn set_flag(ebpf: &mut Ebpf, on: bool) -> anyhow::Result<()> {
+    let mut config = programmer::config(ebpf)?;
+    let flags = if on {
+        config.flags | CONFIG_QUARANTINE
+    } else {
+        config.flags & !CONFIG_QUARANTINE
+    };
+    if flags != config.flags {
+        config.flags = flags;
+        programmer::set_config(ebpf, config)?;
+    }
+    Ok(())
+}
+
 /// Quarantines `addr`; its next packet drops.
 pub fn add(ebpf: &mut Ebpf, addr: IpAddr) -> anyhow::Result<()> {
     set(ebpf)?
         .insert(key(addr), 1, 0)
-        .with_context(|| format!("quarantining {addr}"))
+        .with_context(|| format!("quarantining {addr}"))?;
+    set_flag(ebpf, true)
 }
 
 /// Lifts the quarantine of `addr`. Returns false if it was not quarantined.

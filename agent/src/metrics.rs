@@ -1,0 +1,325 @@
+//! Prometheus metrics, in the text exposition format (prometheus-client).
+//! Every name is documented in `docs/agent.md` ("Metrics"); keep the two in
+//! step.
+//!
+//! The values live in the kernel (per-CPU counters, rule hits, connection
+//! table) and in the agent; a scrape reads them into an [`Input`] and
+//! [`render`] encodes it. Nothing is cached between scrapes except the
+//! connection-table summary, which costs one syscall per entry.
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    registry::Registry,
+};
+use wardgate_common::counter;
+
+use crate::AttachMode;
+
+/// One rule's verdicts.
+#[derive(Clone, Debug)]
+pub struct RuleHits {
+    pub id: u32,
+    pub action: &'static str,
+    /// `file:line`.
+    pub location: String,
+    /// The rule's source and destination, as written.
+    pub from: String,
+    pub to: String,
+    pub hits: u64,
+}
+
+/// Tracked connections by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tracked {
+    pub new: u64,
+    pub established: u64,
+    pub closing: u64,
+}
+
+/// Everything one scrape reports.
+#[derive(Clone, Debug, Default)]
+pub struct Input {
+    /// Datapath counters, indexed by `counter::*`.
+    pub counters: Vec<u64>,
+    pub rules: Vec<RuleHits>,
+    pub generation: u32,
+    pub hash: String,
+    pub policy: String,
+    pub reload_success: u64,
+    pub reload_failure: u64,
+    pub last_reload_ok: bool,
+    pub interfaces: Vec<(String, AttachMode)>,
+    pub tracked: Tracked,
+    pub quarantined: u64,
+    pub failsafe_entries: u64,
+    pub events_written_drop: u64,
+    pub events_written_audit: u64,
+    pub monitor_all: bool,
+}
+
+type Labels = Vec<(String, String)>;
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let g = Gauge::<i64>::default();
+    g.set(i64::try_from(value).unwrap_or(i64::MAX));
+    registry.register(name, help, g);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn label(k: &str, v: impl Into<String>) -> (String, String) {
+    (k.to_owned(), v.into())
+}
+
+/// Splits a rule's text (`allow a, tag:b -> c : svc "why"`) into what it
+/// names as source and destination.
+pub fn rule_ends(text: &str) -> (String, String) {
+    let body = text
+        .trim_start_matches("allow ")
+        .trim_start_matches("deny ");
+    let Some((from, rest)) = body.split_once(" -> ") else {
+        return (String::new(), String::new());
+    };
+    let to = rest.split_once(" : ").map_or(rest, |(to, _)| to);
+    (from.trim().to_owned(), to.trim().to_owned())
+}
+
+/// The exposition text.
+pub fn render(input: &Input) -> String {
+    let mut registry = Registry::default();
+    let c = |i: u32| input.counters.get(i as usize).copied().unwrap_or(0);
+
+    let datapath = Family::<Labels, Counter>::default();
+    for (i, name) in counter::NAMES.iter().enumerate() {
+        datapath
+            .get_or_create(&vec![label("counter", *name)])
+            .inc_by(c(u32::try_from(i).unwrap_or(u32::MAX)));
+    }
+    registry.register(
+        "wardgate_datapath",
+        "Datapath counters by name (packets parsed, passes, drops, events), since the maps were created",
+        datapath,
+    );
+
+    let drops = Family::<Labels, Counter>::default();
+    for (reason, index) in [
+        ("policy", counter::DROP_POLICY),
+        ("quarantine", counter::DROP_QUARANTINE),
+        ("truncated", counter::DROP_TRUNCATED),
+        ("malformed", counter::DROP_MALFORMED),
+        ("fragment", counter::DROP_FRAGMENT),
+    ] {
+        drops
+            .get_or_create(&vec![label("reason", reason)])
+            .inc_by(c(index));
+    }
+    registry.register("wardgate_drops", "Packets dropped, by reason", drops);
+
+    let passes = Family::<Labels, Counter>::default();
+    for (reason, index) in [
+        ("rule", counter::PASS_RULE),
+        ("intra_zone", counter::PASS_INTRA_ZONE),
+        ("tracked", counter::PASS_TRACKED),
+        ("failsafe", counter::PASS_FAILSAFE),
+        ("fragment", counter::PASS_FRAGMENT),
+    ] {
+        passes
+            .get_or_create(&vec![label("reason", reason)])
+            .inc_by(c(index));
+    }
+    registry.register("wardgate_passes", "Packets passed, by reason", passes);
+    counter(
+        &mut registry,
+        "wardgate_audits",
+        "Packets the policy denies that passed because a zone (or the whole gateway) is in monitor mode",
+        c(counter::AUDIT),
+    );
+
+    let rules = Family::<Labels, Counter>::default();
+    for r in &input.rules {
+        rules
+            .get_or_create(&vec![
+                label("rule", r.id.to_string()),
+                label("location", r.location.clone()),
+                label("action", r.action),
+                label("from", r.from.clone()),
+                label("to", r.to.clone()),
+            ])
+            .inc_by(r.hits);
+    }
+    registry.register(
+        "wardgate_rule_verdicts",
+        "Packets decided by each rule of the policy in force (connections' first packets and re-decisions), since it was loaded",
+        rules,
+    );
+
+    gauge(
+        &mut registry,
+        "wardgate_policy_generation",
+        "Generation of the policy in force (bumped on every switch)",
+        u64::from(input.generation),
+    );
+    registry.register(
+        "wardgate_policy",
+        "The policy in force",
+        Info::new(vec![
+            label("hash", format!("sha256:{}", input.hash)),
+            label("file", input.policy.clone()),
+        ]),
+    );
+    let reloads = Family::<Labels, Counter>::default();
+    reloads
+        .get_or_create(&vec![label("result", "success")])
+        .inc_by(input.reload_success);
+    reloads
+        .get_or_create(&vec![label("result", "failure")])
+        .inc_by(input.reload_failure);
+    registry.register(
+        "wardgate_reloads",
+        "Policy reloads by this agent, by result (a failure leaves the old policy in force)",
+        reloads,
+    );
+    gauge(
+        &mut registry,
+        "wardgate_last_reload_success",
+        "1 if the last reload succeeded (or none failed yet), 0 if it failed",
+        u64::from(input.last_reload_ok),
+    );
+    gauge(
+        &mut registry,
+        "wardgate_monitor_all",
+        "1 if the global monitor override is on (drops become audits)",
+        u64::from(input.monitor_all),
+    );
+
+    let ifaces = Family::<Labels, Gauge>::default();
+    for (name, mode) in &input.interfaces {
+        ifaces
+            .get_or_create(&vec![
+                label("interface", name.clone()),
+                label("mode", mode.to_string()),
+            ])
+            .set(1);
+    }
+    registry.register(
+        "wardgate_interface_attached",
+        "Interfaces the program is attached to, with the XDP mode (driver or generic)",
+        ifaces,
+    );
+
+    let tracked = Family::<Labels, Gauge>::default();
+    for (state, n) in [
+        ("new", input.tracked.new),
+        ("established", input.tracked.established),
+        ("closing", input.tracked.closing),
+    ] {
+        tracked
+            .get_or_create(&vec![label("state", state)])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "wardgate_tracked_connections",
+        "Tracked connections that have not timed out, by state",
+        tracked,
+    );
+    gauge(
+        &mut registry,
+        "wardgate_quarantined_addresses",
+        "Addresses in quarantine",
+        input.quarantined,
+    );
+    gauge(
+        &mut registry,
+        "wardgate_failsafe_entries",
+        "Failsafe entries (address and TCP port pairs that always pass)",
+        input.failsafe_entries,
+    );
+    counter(
+        &mut registry,
+        "wardgate_events_lost",
+        "Events the program could not send because the ring buffer was full",
+        c(counter::EVENTS_LOST),
+    );
+    counter(
+        &mut registry,
+        "wardgate_events_rate_limited",
+        "Events not sent because of the per-CPU rate limit",
+        c(counter::EVENTS_RATE_LIMITED),
+    );
+    let written = Family::<Labels, Counter>::default();
+    written
+        .get_or_create(&vec![label("verdict", "drop")])
+        .inc_by(input.events_written_drop);
+    written
+        .get_or_create(&vec![label("verdict", "audit")])
+        .inc_by(input.events_written_audit);
+    registry.register(
+        "wardgate_events_written",
+        "Events written to the event log by this agent",
+        written,
+    );
+
+    let mut out = String::new();
+    encode(&mut out, &registry).expect("encoding into a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_text_ends() {
+        assert_eq!(
+            rule_ends(r#"allow tag:medical, lab -> interface-engine : hl7-mllp "why""#),
+            ("tag:medical, lab".into(), "interface-engine".into())
+        );
+        assert_eq!(
+            rule_ends("deny tag:medical -> world : any"),
+            ("tag:medical".into(), "world".into())
+        );
+    }
+
+    #[test]
+    fn renders_names_and_values() {
+        let mut counters = vec![0; counter::COUNT as usize];
+        counters[counter::DROP_POLICY as usize] = 7;
+        let text = render(&Input {
+            counters,
+            rules: vec![RuleHits {
+                id: 3,
+                action: "allow",
+                location: "h.ward:12".into(),
+                from: "imaging".into(),
+                to: "pacs".into(),
+                hits: 5,
+            }],
+            generation: 2,
+            hash: "ab".into(),
+            interfaces: vec![("eth1".into(), AttachMode::Driver)],
+            ..Input::default()
+        });
+        assert!(
+            text.contains("wardgate_drops_total{reason=\"policy\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "wardgate_rule_verdicts_total{rule=\"3\",location=\"h.ward:12\",action=\"allow\",from=\"imaging\",to=\"pacs\"} 5"
+        ), "{text}");
+        assert!(text.contains("wardgate_policy_generation 2"), "{text}");
+        assert!(
+            text.contains("wardgate_policy_info{hash=\"sha256:ab\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("wardgate_interface_attached{interface=\"eth1\",mode=\"driver\"} 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
