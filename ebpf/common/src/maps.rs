@@ -41,7 +41,7 @@ pub const FAILSAFE: &str = "WG_FAILSAFE";
 /// `PerCpuArray<u64>` indexed by rule id: packets decided by that rule.
 pub const RULE_HITS: &str = "WG_RULE_HITS";
 
-/// `PerCpuArray<u64>` indexed by [`crate::Counter`].
+/// `PerCpuArray<Counters>`, one entry: the counter block, indexed by `counter::*`.
 pub const COUNTERS: &str = "WG_COUNTERS";
 
 /// `RingBuf` of [`crate::Event`].

@@ -27,6 +27,11 @@ pub const CONFIG_FAILSAFE: u32 = 1 << 2;
 /// (`bpf_fib_lookup` + redirect) instead of passing them to the kernel stack.
 pub const CONFIG_FAST_PATH: u32 = 1 << 3;
 
+/// [`Config::flags`]: the quarantine set is not empty. The program looks
+/// addresses up in it only then, keeping two hash lookups off every packet
+/// of a gateway with nothing quarantined. Kept by the agent's quarantine calls.
+pub const CONFIG_QUARANTINE: u32 = 1 << 4;
+
 /// [`Config::events_per_sec`] when the agent sets none.
 pub const DEFAULT_EVENTS_PER_SEC: u32 = 1_000;
 
@@ -208,7 +213,11 @@ pub struct FailsafeKey {
     pub _pad: u8,
 }
 
-/// Indexes of the per-CPU counter array. Drop reasons are the `DROP_*` ones.
+/// The per-CPU counter block: one map entry holding every counter, so a
+/// packet pays one per-CPU lookup, not one per counter. Indexed by `counter::*`.
+pub type Counters = [u64; counter::COUNT as usize];
+
+/// Indexes into [`Counters`]. Drop reasons are the `DROP_*` ones.
 pub mod counter {
     pub const PACKETS: u32 = 0;
     pub const NON_IP: u32 = 1;

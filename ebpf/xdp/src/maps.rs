@@ -10,8 +10,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
 };
 use wardgate_common::{
-    Config, CtEntry, CtKey, FailsafeKey, FragKey, Interval, PairKey, RateLimit, Span, WORLD_ZONE,
-    ZoneInfo, counter,
+    Config, Counters, CtEntry, CtKey, FailsafeKey, FragKey, Interval, PairKey, RateLimit, Span,
+    WORLD_ZONE, ZoneInfo,
     maps::{
         EVENTS_BYTES, MAX_CONNECTIONS, MAX_FAILSAFE, MAX_FRAGMENTS, MAX_INTERVALS, MAX_PAIRS,
         MAX_PREFIXES, MAX_QUARANTINE, MAX_RULES, MAX_ZONES,
@@ -64,7 +64,7 @@ pub static FAILSAFE: HashMap<FailsafeKey, u32> =
 static RULE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_RULES, 0);
 
 #[map(name = "WG_COUNTERS")]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "WG_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
@@ -104,7 +104,15 @@ fn bump(array: &PerCpuArray<u64>, index: u32) {
 /// Adds one to a `counter::*`.
 #[inline(always)]
 pub fn count(index: u32) {
-    bump(&COUNTERS, index);
+    if let Some(block) = COUNTERS.get_ptr_mut(0) {
+        // SAFETY: this CPU's counter block, from a successful lookup; only this
+        // CPU writes it. `index` is a `counter::*` constant below `COUNT`.
+        unsafe {
+            if let Some(slot) = (*block).get_mut(index as usize) {
+                *slot += 1;
+            }
+        }
+    }
 }
 
 /// Adds one to the hits of `rule` (no-op for `RULE_NONE`).

@@ -1,0 +1,156 @@
+//! `cargo xtask bench datapath`: ns per packet of the XDP program under
+//! `BPF_PROG_TEST_RUN`, beside an `XDP_PASS` program measured in the same
+//! run, for four cases (established connection, new allowed, new denied,
+//! non-IP) as the policy grows in prefixes and rules.
+//!
+//! Cases: *established* is an ACK of a connection whose SYN passed before;
+//! *new allowed* is a TCP RST+ACK that a rule allows (decided in full on every
+//! repeat, since a reset never starts tracking); *new denied* is a SYN no rule
+//! allows; *non-IP* is an ARP request. The baseline is re-measured before each
+//! case and the two alternate, so machine noise hits both.
+//!
+//! Prints a table and writes `target/bench/datapath.json`.
+
+use std::{fmt::Write as _, net::IpAddr, time::Duration};
+
+use aya::programs::Xdp;
+use serde_json::json;
+use wardgate_agent::loader;
+use wardgate_tests::{
+    enforcer::{Enforcer, image},
+    packet::{self, L4, tcp_flags},
+    privilege, testrun,
+};
+
+const REPEAT: u32 = 1_000_000;
+const PREFIXES: &[usize] = &[10, 1_000, 100_000];
+const RULES: &[usize] = &[10, 1_000, 10_000];
+
+/// The `k`-th generated prefix: distinct /28s in 10.0.0.0/8.
+fn prefix(k: usize) -> (u32, String) {
+    let base = (10u32 << 24) | ((k as u32) << 4);
+    let a = std::net::Ipv4Addr::from(base);
+    (base, format!("{a}/28"))
+}
+
+/// A policy with `prefixes` prefixes spread over zones and `rules` allow rules
+/// spread over zone pairs; zone z0 -> z1 on tcp/443 is allowed, tcp/444 is not.
+fn policy(prefixes: usize, rules: usize) -> String {
+    let zones = (prefixes / 10).clamp(2, 10_000);
+    let mut nets: Vec<Vec<String>> = vec![Vec::new(); zones];
+    for k in 0..prefixes {
+        nets[k % zones].push(prefix(k).1);
+    }
+    let mut out = String::new();
+    for (z, n) in nets.iter().enumerate() {
+        writeln!(out, "zone z{z} {{ networks {} }}", n.join(", ")).unwrap();
+    }
+    writeln!(out, "allow z0 -> z1 : tcp/443").unwrap();
+    for i in 1..rules {
+        let src = i % zones;
+        let dst = (i + 1) % zones;
+        // Ports above 1000 keep tcp/444 outside every rule.
+        writeln!(
+            out,
+            "allow z{src} -> z{dst} : tcp/{}",
+            1000 + (i * 7) % 60_000
+        )
+        .unwrap();
+    }
+    out
+}
+
+fn ns(d: Duration) -> f64 {
+    d.as_nanos() as f64
+}
+
+fn measure(program: &Xdp, frame: &[u8], expect: u32) -> f64 {
+    let r = testrun::run_repeat(program, frame, REPEAT).expect("BPF_PROG_TEST_RUN");
+    assert_eq!(
+        r.action,
+        expect,
+        "got {}, expected {}",
+        testrun::action_name(r.action),
+        testrun::action_name(expect)
+    );
+    ns(r.duration)
+}
+
+fn main() {
+    if !privilege::kernel_tests_can_run("bench datapath") {
+        return;
+    }
+    let mut baseline_ebpf = loader::load_baseline().expect("loading the baseline program");
+    let baseline: &mut Xdp = baseline_ebpf
+        .program_mut(loader::BASELINE_NAME)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let src: IpAddr = std::net::Ipv4Addr::from(prefix(0).0 + 1).into();
+    let dst: IpAddr = std::net::Ipv4Addr::from(prefix(1).0 + 1).into();
+    let tcp = |dport, flags| {
+        packet::ip(
+            src,
+            dst,
+            L4::Tcp {
+                sport: 40000,
+                dport,
+                flags,
+            },
+        )
+    };
+    let cases: [(&str, Vec<u8>, u32); 4] = [
+        ("established", tcp(443, tcp_flags::ACK), testrun::XDP_PASS),
+        (
+            "new allowed",
+            tcp(443, tcp_flags::RST | tcp_flags::ACK),
+            testrun::XDP_PASS,
+        ),
+        ("new denied", tcp(444, tcp_flags::SYN), testrun::XDP_DROP),
+        ("non-IP", packet::arp(), testrun::XDP_PASS),
+    ];
+    let mut results = Vec::new();
+    println!(
+        "{:<12} {:>9} {:>7} {:>10} {:>10} {:>7}",
+        "case", "prefixes", "rules", "ns/packet", "XDP_PASS", "ratio"
+    );
+    // `WARDGATE_BENCH_QUICK=1` measures the smallest policy only (for quick iteration).
+    let quick = std::env::var_os("WARDGATE_BENCH_QUICK").is_some();
+    let (prefix_sizes, rule_sizes) = if quick {
+        (&PREFIXES[..1], &RULES[..1])
+    } else {
+        (PREFIXES, RULES)
+    };
+    for &prefixes in prefix_sizes {
+        for &rules in rule_sizes {
+            let started = std::time::Instant::now();
+            let mut e = Enforcer::with_image(image(&policy(prefixes, rules)));
+            let load_time = started.elapsed();
+            // The connection the established case rides on.
+            assert!(e.passes(&tcp(443, tcp_flags::SYN)));
+            for (case, frame, expect) in &cases {
+                let base = measure(baseline, frame, testrun::XDP_PASS);
+                let value = measure(e.program.xdp(), frame, *expect);
+                println!(
+                    "{case:<12} {prefixes:>9} {rules:>7} {value:>10.1} {base:>10.1} {:>6.2}x",
+                    value / base
+                );
+                results.push(json!({
+                    "case": case,
+                    "prefixes": prefixes,
+                    "rules": rules,
+                    "ns_per_packet": value,
+                    "baseline_ns_per_packet": base,
+                }));
+            }
+            eprintln!(
+                "  (policy of {prefixes} prefixes, {rules} rules: compiled and loaded in {load_time:.2?})"
+            );
+        }
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("datapath.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    println!("wrote {}", path.display());
+}
