@@ -8,11 +8,13 @@
 //!   namespaces, each with a timeout, reporting success or failure.
 //! - [`testrun`]: `BPF_PROG_TEST_RUN` on a loaded XDP program.
 //! - [`packet`]: crafted frames for test runs.
+//! - [`rawsock`]: raw `AF_PACKET` sockets to inject and capture frames in namespaces.
 //! - [`enforcer`]: the loaded program with a policy compiled from source, for verdict tests.
 
 pub mod enforcer;
 pub mod netns;
 pub mod packet;
 pub mod privilege;
+pub mod rawsock;
 pub mod testrun;
 pub mod traffic;
