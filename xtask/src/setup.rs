@@ -10,8 +10,9 @@ use anyhow::{Context as _, bail};
 use crate::sh;
 
 /// Debian packages the tests and the demo use: `ip` for namespaces and veth
-/// links, `ping` for ICMP echo through them.
-const DEBIAN_PACKAGES: &[&str] = &["iproute2", "iputils-ping"];
+/// links, `ping` for ICMP echo through them, `nft` for the nftables backend's
+/// differential test and the forwarding benchmark.
+const DEBIAN_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nftables"];
 
 /// The bpf-linker release line known to build against nightly's LLVM here.
 const BPF_LINKER_VERSION: &str = "~0.13";
