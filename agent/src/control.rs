@@ -16,6 +16,13 @@ use std::{
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+/// Results are JSON values.
+pub use serde_json::Value;
+
+/// Parses one JSON value (a response's result, an event log line).
+pub fn parse_value(text: &str) -> serde_json::Result<Value> {
+    serde_json::from_str(text)
+}
 
 /// A request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

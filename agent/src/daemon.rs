@@ -1052,7 +1052,7 @@ async fn failsafe_task(ctx: Ctx) {
 /// `wardgate-agent detach` when no agent runs: unpins what is under `dir`.
 pub fn detach_offline(dir: &Path) -> anyhow::Result<pin::Removed> {
     if !dir.exists() {
-        bail!("nothing to detach: `{}` does not exist", dir.display());
+        return Ok(pin::Removed::default());
     }
     pin::check(dir)?;
     pin::remove_all(dir)

@@ -90,7 +90,7 @@ pub fn compile(path: &Path, today: Date) -> Result<Compiled, PolicyError> {
             })
         }
         _ => {
-            let rendered = render::human(&errors, &loaded.sources);
+            let rendered = shorten_lines(&render::human(&errors, &loaded.sources));
             Err(PolicyError(format!(
                 "`{}` does not compile ({} error{}):\n{}",
                 path.display(),
@@ -100,6 +100,19 @@ pub fn compile(path: &Path, today: Date) -> Result<Compiled, PolicyError> {
             )))
         }
     }
+}
+
+/// Cuts over-long lines (a diagnostic quotes its source line, which can be
+/// megabytes long in a generated policy) so that logs stay readable.
+fn shorten_lines(text: &str) -> String {
+    const MAX: usize = 240;
+    text.lines()
+        .map(|l| match l.char_indices().nth(MAX) {
+            Some((i, _)) => format!("{}…", &l[..i]),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Rules an image keeps in force although their `until` date has passed: an

@@ -11,7 +11,9 @@
 //! - [`rawsock`]: raw `AF_PACKET` sockets to inject and capture frames in namespaces.
 //! - [`enforcer`]: the loaded program with a policy compiled from source, for verdict tests.
 
+pub mod agent;
 pub mod enforcer;
+pub mod flows;
 pub mod netns;
 pub mod packet;
 pub mod privilege;
