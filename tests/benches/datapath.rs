@@ -16,6 +16,7 @@ use std::{fmt::Write as _, net::IpAddr, time::Duration};
 use aya::programs::Xdp;
 use serde_json::json;
 use wardgate_agent::loader;
+use wardgate_common::counter;
 use wardgate_tests::{
     enforcer::{Enforcer, image},
     packet::{self, L4, tcp_flags},
@@ -103,7 +104,16 @@ fn main() {
         ("established", tcp(443, tcp_flags::ACK), testrun::XDP_PASS),
         (
             "new allowed",
-            tcp(443, tcp_flags::RST | tcp_flags::ACK),
+            // Another source port: not the tracked connection.
+            packet::ip(
+                src,
+                dst,
+                L4::Tcp {
+                    sport: 40001,
+                    dport: 443,
+                    flags: tcp_flags::RST | tcp_flags::ACK,
+                },
+            ),
             testrun::XDP_PASS,
         ),
         ("new denied", tcp(444, tcp_flags::SYN), testrun::XDP_DROP),
@@ -128,9 +138,21 @@ fn main() {
             let load_time = started.elapsed();
             // The connection the established case rides on.
             assert!(e.passes(&tcp(443, tcp_flags::SYN)));
+            if std::env::var_os("WARDGATE_BENCH_HOLD").is_some() {
+                eprintln!("holding for 120 s (inspect with bpftool)");
+                std::thread::sleep(Duration::from_secs(120));
+            }
             for (case, frame, expect) in &cases {
                 let base = measure(baseline, frame, testrun::XDP_PASS);
+                let tracked = e.counter(counter::PASS_TRACKED);
                 let value = measure(e.program.xdp(), frame, *expect);
+                // Each case must take the path it names.
+                let tracked = e.counter(counter::PASS_TRACKED) - tracked;
+                assert_eq!(
+                    tracked > 0,
+                    *case == "established",
+                    "{case}: {tracked} tracked passes"
+                );
                 println!(
                     "{case:<12} {prefixes:>9} {rules:>7} {value:>10.1} {base:>10.1} {:>6.2}x",
                     value / base

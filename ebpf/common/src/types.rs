@@ -110,8 +110,9 @@ pub const fn v4_mapped(v4: [u8; 4]) -> [u8; 16] {
 }
 
 /// Tracked connection key, in the direction of the packet that started it.
-/// For ICMP echo, `sport` is the echo identifier and `dport` is 0.
-#[repr(C)]
+/// For ICMP echo, `sport` is the echo identifier and `dport` is 0. Aligned to
+/// 8 so the program copies addresses into it with word moves.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CtKey {
     pub src: [u8; 16],
@@ -137,6 +138,23 @@ impl CtKey {
         dport: u16,
         icmp_type: u8,
     ) -> Self {
+        let mut key = Self::default();
+        key.set(&src, &dst, proto, sport, dport, icmp_type);
+        key
+    }
+
+    /// [`CtKey::new`] in place, field by field (a struct literal becomes a
+    /// byte-loop `memset` in BPF).
+    #[inline(always)]
+    pub fn set(
+        &mut self,
+        src: &[u8; 16],
+        dst: &[u8; 16],
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        icmp_type: u8,
+    ) {
         let (sport, dport) = match proto {
             IPPROTO_ICMP => (if matches!(icmp_type, 0 | 8) { sport } else { 0 }, 0),
             IPPROTO_ICMPV6 => (
@@ -149,13 +167,37 @@ impl CtKey {
             ),
             _ => (sport, dport),
         };
-        Self {
-            src,
-            dst,
-            sport,
-            dport,
-            proto,
-            _pad: [0; 3],
+        self.src = *src;
+        self.dst = *dst;
+        self.set_tail(sport, dport, proto);
+    }
+
+    /// Ports, protocol and padding: the last 8 bytes, as one word store
+    /// (separate small stores are merged into a byte-loop `memset` in BPF).
+    #[inline(always)]
+    fn set_tail(&mut self, sport: u16, dport: u16, proto: u8) {
+        let s = sport.to_ne_bytes();
+        let d = dport.to_ne_bytes();
+        let word = u64::from_ne_bytes([s[0], s[1], d[0], d[1], proto, 0, 0, 0]);
+        // SAFETY: `CtKey` is `repr(C, align(8))`, 40 bytes; bytes 32..40 are
+        // `sport`, `dport`, `proto` and `_pad` (offsets asserted below).
+        #[allow(unsafe_code, reason = "one aligned word store in place of four")]
+        unsafe {
+            (self as *mut Self).cast::<u64>().add(4).write(word);
+        }
+    }
+
+    /// The key of the other direction, in place. ICMP echo keeps its
+    /// identifier where it is (both directions carry it in the same field).
+    #[inline(always)]
+    pub fn set_reverse(&mut self, of: &CtKey) {
+        let icmp = of.proto == IPPROTO_ICMP || of.proto == IPPROTO_ICMPV6;
+        self.src = of.dst;
+        self.dst = of.src;
+        if icmp {
+            self.set_tail(of.sport, of.dport, of.proto);
+        } else {
+            self.set_tail(of.dport, of.sport, of.proto);
         }
     }
 }
@@ -325,6 +367,9 @@ const _: () = {
     assert!(size_of::<Span>() == 8);
     assert!(size_of::<Interval>() == 12);
     assert!(size_of::<CtKey>() == 40);
+    assert!(core::mem::offset_of!(CtKey, sport) == 32);
+    assert!(core::mem::offset_of!(CtKey, dport) == 34);
+    assert!(core::mem::offset_of!(CtKey, proto) == 36);
     assert!(size_of::<CtEntry>() == 32);
     assert!(size_of::<FragKey>() == 40);
     assert!(size_of::<FailsafeKey>() == 20);

@@ -29,28 +29,10 @@ fn is_icmp(proto: u8) -> bool {
     proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6
 }
 
-/// The key this packet would have if it started a connection.
+/// Writes into `key` the key this packet would have if it started a connection.
 #[inline(always)]
-pub fn key_of(p: &Packet) -> CtKey {
-    CtKey::new(p.src, p.dst, p.proto, p.sport, p.dport, p.icmp_type)
-}
-
-/// The key of the other direction (ICMP echo keeps its identifier in place).
-#[inline(always)]
-fn reverse(k: &CtKey) -> CtKey {
-    let (sport, dport) = if is_icmp(k.proto) {
-        (k.sport, k.dport)
-    } else {
-        (k.dport, k.sport)
-    };
-    CtKey {
-        src: k.dst,
-        dst: k.src,
-        sport,
-        dport,
-        proto: k.proto,
-        _pad: [0; 3],
-    }
+pub fn key_of(key: &mut CtKey, p: &Packet) {
+    key.set(&p.src, &p.dst, p.proto, p.sport, p.dport, p.icmp_type);
 }
 
 /// Finds the connection `key` belongs to, in either direction. `other`
@@ -61,7 +43,7 @@ pub fn lookup(key: &CtKey, other: &mut CtKey) -> Option<(*mut CtEntry, Direction
     if let Some(entry) = CONNTRACK.get_ptr_mut(key) {
         return Some((entry, Direction::Original));
     }
-    *other = reverse(key);
+    other.set_reverse(key);
     CONNTRACK
         .get_ptr_mut(&*other)
         .map(|entry| (entry, Direction::Reply))

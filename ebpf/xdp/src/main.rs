@@ -27,9 +27,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use wardgate_common::{
-    CONFIG_FAILSAFE, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE, Config, CtKey,
-    EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP,
-    IPPROTO_TCP, IPPROTO_UDP, counter,
+    CONFIG_FAILSAFE, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE, Config, EVENT_AUDIT,
+    EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP,
+    IPPROTO_UDP, counter,
 };
 
 use crate::{
@@ -127,7 +127,7 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
 fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64) -> u32 {
     let set = config.active_set;
     let p = &s.packet;
-    s.key = conntrack::key_of(p);
+    conntrack::key_of(&mut s.key, p);
     if let Some((entry, dir)) = conntrack::lookup(&s.key, &mut s.other) {
         let found = if dir == Direction::Original {
             &s.key
@@ -200,14 +200,10 @@ fn related(ctx: &XdpContext, s: &mut Scratch) -> bool {
     let Ok(q) = parse::quoted(ctx, &s.packet) else {
         return false;
     };
-    s.key = CtKey {
-        src: q.src,
-        dst: q.dst,
-        sport: q.sport,
-        dport: q.dport,
-        proto: q.proto,
-        _pad: [0; 3],
-    };
+    // The quoted packet's own tuple. A quoted ICMP message can only be part
+    // of a tracked connection if it is an echo, so key it as one.
+    let echo = if q.proto == IPPROTO_ICMPV6 { 128 } else { 8 };
+    s.key.set(&q.src, &q.dst, q.proto, q.sport, q.dport, echo);
     conntrack::lookup(&s.key, &mut s.other).is_some()
 }
 

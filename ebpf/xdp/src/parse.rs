@@ -30,9 +30,21 @@ pub enum ParseError {
     Malformed,
 }
 
-/// An IP packet's addresses, protocol and transport fields.
+/// An IP packet's addresses, protocol and transport fields. Aligned to 8 so
+/// that copying the addresses into connection keys takes word moves.
+#[repr(C, align(8))]
 #[derive(Clone, Copy)]
 pub struct Packet {
+    /// Addresses in the 16-byte key form (IPv4-mapped for IPv4).
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// Offset of the transport header from the start of the frame.
+    pub l4_offset: usize,
+    /// IPv4 identification or IPv6 fragment identification.
+    pub ip_id: u32,
+    /// TCP/UDP/SCTP ports; for ICMP echo the identifier in `sport`.
+    pub sport: u16,
+    pub dport: u16,
     /// 4 or 6.
     pub family: u8,
     pub vlan_tags: u8,
@@ -40,12 +52,6 @@ pub struct Packet {
     pub proto: u8,
     /// TCP flags, 0 for other protocols.
     pub tcp_flags: u8,
-    /// Addresses in the 16-byte key form (IPv4-mapped for IPv4).
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    /// TCP/UDP/SCTP ports; for ICMP echo the identifier in `sport`.
-    pub sport: u16,
-    pub dport: u16,
     /// ICMP/ICMPv6 type and code (0 for other protocols).
     pub icmp_type: u8,
     pub icmp_code: u8,
@@ -53,29 +59,78 @@ pub struct Packet {
     pub later_fragment: u8,
     /// The first fragment of a fragmented datagram (more fragments, offset 0).
     pub first_fragment: u8,
-    /// IPv4 identification or IPv6 fragment identification.
-    pub ip_id: u32,
-    /// Offset of the transport header from the start of the frame.
-    pub l4_offset: usize,
 }
 
+// `reset` and `set_v4` write whole words at these offsets.
+const _: () = {
+    assert!(mem::offset_of!(Packet, src) == 0);
+    assert!(mem::offset_of!(Packet, dst) == 16);
+    assert!(mem::offset_of!(Packet, l4_offset) == 32);
+    assert!(mem::size_of::<Packet>() == 56);
+};
+
 impl Packet {
-    pub const EMPTY: Self = Self {
-        family: 0,
-        vlan_tags: 0,
-        proto: 0,
-        tcp_flags: 0,
-        src: [0; 16],
-        dst: [0; 16],
-        sport: 0,
-        dport: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        later_fragment: 0,
-        first_fragment: 0,
-        ip_id: 0,
-        l4_offset: 0,
-    };
+    #[inline(always)]
+    fn words(&mut self) -> *mut u64 {
+        (self as *mut Self).cast::<u64>()
+    }
+
+    /// Zeroes everything after the addresses (which the IP parsers always
+    /// write), as three word stores. Field-by-field zeroing is merged by LLVM
+    /// into a `memset` call, a byte loop in BPF.
+    #[inline(always)]
+    fn reset(&mut self, vlan_tags: u8) {
+        let words = self.words();
+        // SAFETY: `Packet` is `repr(C, align(8))` and 56 bytes long: words 4
+        // to 6 are its bytes 32..56, in bounds and aligned.
+        // Volatile: otherwise LLVM merges the stores back into a `memset`.
+        unsafe {
+            words.add(4).write_volatile(0);
+            words.add(5).write_volatile(0);
+            words.add(6).write_volatile(0);
+        }
+        self.vlan_tags = vlan_tags;
+    }
+
+    /// Sets both addresses to the IPv4-mapped form of `src` and `dst`, as
+    /// word stores (see [`Packet::reset`]).
+    #[inline(always)]
+    fn set_v4(&mut self, src: [u8; 4], dst: [u8; 4]) {
+        let words = self.words();
+        let mapped = |a: [u8; 4]| u64::from_ne_bytes([0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]]);
+        // SAFETY: words 0 to 3 are the two 16-byte addresses (offsets asserted above).
+        unsafe {
+            words.write_volatile(0);
+            words.add(1).write_volatile(mapped(src));
+            words.add(2).write_volatile(0);
+            words.add(3).write_volatile(mapped(dst));
+        }
+    }
+
+    /// Sets both IPv6 addresses from the 40-byte header, as word stores.
+    #[inline(always)]
+    fn set_v6(&mut self, ip: &[u8; 40]) {
+        let words = self.words();
+        let word = |at: usize| {
+            u64::from_ne_bytes([
+                ip[at],
+                ip[at + 1],
+                ip[at + 2],
+                ip[at + 3],
+                ip[at + 4],
+                ip[at + 5],
+                ip[at + 6],
+                ip[at + 7],
+            ])
+        };
+        // SAFETY: words 0 to 3 are the two 16-byte addresses (offsets asserted above).
+        unsafe {
+            words.write_volatile(word(8));
+            words.add(1).write_volatile(word(16));
+            words.add(2).write_volatile(word(24));
+            words.add(3).write_volatile(word(32));
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -130,8 +185,7 @@ pub fn parse(ctx: &XdpContext, packet: &mut Packet) -> Result<Parsed, ParseError
         offset += 4;
         vlan_tags += 1;
     }
-    *packet = Packet::EMPTY;
-    packet.vlan_tags = vlan_tags;
+    packet.reset(vlan_tags);
     match ethertype {
         ETH_P_IP => parse_ipv4(ctx, offset, packet)?,
         ETH_P_IPV6 => parse_ipv6(ctx, offset, packet)?,
@@ -173,8 +227,10 @@ fn parse_ipv4(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
     p.ip_id = u32::from(be16([ip[4], ip[5]]));
     p.later_fragment = (frag_offset != 0) as u8;
     p.first_fragment = (frag_offset == 0 && more_fragments) as u8;
-    p.src = wardgate_common::v4_mapped([ip[12], ip[13], ip[14], ip[15]]);
-    p.dst = wardgate_common::v4_mapped([ip[16], ip[17], ip[18], ip[19]]);
+    p.set_v4(
+        [ip[12], ip[13], ip[14], ip[15]],
+        [ip[16], ip[17], ip[18], ip[19]],
+    );
     p.l4_offset = offset + ihl;
     Ok(())
 }
@@ -190,8 +246,7 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
         return Err(ParseError::Truncated);
     }
     p.family = 6;
-    p.src.copy_from_slice(&ip[8..24]);
-    p.dst.copy_from_slice(&ip[24..40]);
+    p.set_v6(&ip);
     let mut next = ip[6];
     let mut off = offset + 40;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
