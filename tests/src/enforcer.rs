@@ -62,10 +62,10 @@ impl Enforcer {
             .action
     }
 
-    /// True if `frame` passes.
+    /// True if `frame` passes (to the stack, or redirected by the fast path).
     pub fn passes(&mut self, frame: &[u8]) -> bool {
         match self.run(frame) {
-            testrun::XDP_PASS => true,
+            testrun::XDP_PASS | testrun::XDP_REDIRECT => true,
             testrun::XDP_DROP => false,
             other => panic!("unexpected action {}", testrun::action_name(other)),
         }

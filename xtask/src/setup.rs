@@ -11,8 +11,19 @@ use crate::sh;
 
 /// Debian packages the tests and the demo use: `ip` for namespaces and veth
 /// links, `ping` for ICMP echo through them, `nft` for the nftables backend's
-/// differential test and the forwarding benchmark.
-const DEBIAN_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nftables"];
+/// differential test and the forwarding benchmark; `nc` for the demo's
+/// servers and clients, `nsenter` and `setsid` (util-linux) to run the agent
+/// in the demo's gateway namespace and clean up after it.
+const DEBIAN_PACKAGES: &[&str] = &[
+    "iproute2",
+    "iputils-ping",
+    "nftables",
+    "netcat-openbsd",
+    "util-linux",
+    // Turns off checksum offload on test veths: an XDP redirect drops the
+    // skb's "checksum still to be done" note, so the fast-path test needs full checksums.
+    "ethtool",
+];
 
 /// The bpf-linker release line known to build against nightly's LLVM here.
 const BPF_LINKER_VERSION: &str = "~0.13";

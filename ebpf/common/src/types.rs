@@ -288,11 +288,15 @@ pub mod counter {
     pub const EVENTS_RATE_LIMITED: u32 = 24;
     pub const EVENTS_LOST: u32 = 25;
     pub const CT_REDECIDED: u32 = 26;
+    /// Fast path: forwarded in XDP (fib lookup, rewrite, redirect).
+    pub const FAST_FORWARDED: u32 = 27;
+    /// Fast path: handed to the kernel stack (no neighbour, local, TTL 1, VLAN, fragment, ...).
+    pub const FAST_TO_STACK: u32 = 28;
     /// Number of counters (the array's size).
     pub const COUNT: u32 = 32;
 
     /// Metric-friendly names, indexed by counter id.
-    pub const NAMES: [&str; 27] = [
+    pub const NAMES: [&str; 29] = [
         "packets",
         "non_ip",
         "ipv4",
@@ -320,6 +324,8 @@ pub mod counter {
         "events_rate_limited",
         "events_lost",
         "ct_redecided",
+        "fast_forwarded",
+        "fast_to_stack",
     ];
 }
 

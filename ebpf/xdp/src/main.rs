@@ -9,7 +9,9 @@
 //!    ways; an entry from an older policy generation is decided again first;
 //!    ICMP errors quoting a tracked connection pass;
 //! 6. the policy (`decide`): classify both addresses, look up the rule tables;
-//! 7. allowed: track and pass; denied: drop, or pass as an audit in monitor mode.
+//! 7. allowed: track and pass; denied: drop, or pass as an audit in monitor mode;
+//! 8. with the fast path on (`CONFIG_FAST_PATH`), a passed packet is forwarded
+//!    here (`forward`) instead of by the kernel stack, where the FIB allows.
 //!
 //! Every verdict is counted (per-CPU) and drops and audits go to a
 //! rate-limited ring buffer (`events`).
@@ -19,6 +21,7 @@
 mod conntrack;
 mod decide;
 mod events;
+mod forward;
 mod maps;
 mod parse;
 
@@ -27,9 +30,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use wardgate_common::{
-    CONFIG_FAILSAFE, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE, Config, EVENT_AUDIT,
-    EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP,
-    IPPROTO_UDP, counter,
+    CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE,
+    Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, counter,
 };
 
 use crate::{
@@ -115,9 +118,15 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
         return Ok(xdp_action::XDP_DROP);
     }
     let action = track_or_decide(ctx, s, &config, now);
+    if action != xdp_action::XDP_PASS {
+        return Ok(action);
+    }
     let p = &s.packet;
-    if action == xdp_action::XDP_PASS && p.first_fragment != 0 {
+    if p.first_fragment != 0 {
         let _ = FRAGMENTS.insert(&frag_key(p), &1, 0);
+    }
+    if config.flags & CONFIG_FAST_PATH != 0 {
+        return Ok(forward::forward(ctx, &s.packet, &mut s.fib));
     }
     Ok(action)
 }

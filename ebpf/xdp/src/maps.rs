@@ -76,6 +76,8 @@ pub struct Scratch {
     pub packet: Packet,
     pub key: CtKey,
     pub other: CtKey,
+    /// Parameters of the fast path's FIB lookup.
+    pub fib: aya_ebpf::bindings::bpf_fib_lookup,
 }
 
 #[map(name = "WG_SCRATCH")]

@@ -12,7 +12,7 @@ use std::{fmt::Write as _, net::IpAddr};
 
 use proptest::{prelude::*, test_runner::TestCaseError};
 use wardgate_agent::{programmer, quarantine::key};
-use wardgate_common::{CtKey, EVENT_AUDIT, RULE_NONE, counter};
+use wardgate_common::{CONFIG_FAST_PATH, CtKey, EVENT_AUDIT, RULE_NONE, counter};
 use wardgate_compiler::{Verdict, decide};
 use wardgate_tests::{
     enforcer::{Enforcer, image},
@@ -412,6 +412,7 @@ fn kernel_agrees_with_the_reference_evaluator() {
     programmer::set_config(e.program.ebpf_mut(), config).unwrap();
     let e = std::cell::RefCell::new(e);
     let checked = std::cell::Cell::new(0usize);
+    let cases = std::cell::Cell::new(0u32);
     let strategy = spec().prop_flat_map(|s| {
         let ports = s.ports();
         (Just(s), probes(ports, PROBES_PER_CASE))
@@ -426,7 +427,11 @@ fn kernel_agrees_with_the_reference_evaluator() {
         let mut e = e.borrow_mut();
         let e = &mut *e;
         e.image = image(&source);
-        programmer::load(e.program.ebpf_mut(), &e.image, 0).unwrap();
+        // Every other case with the fast path on: it must not change a verdict.
+        let case = cases.get();
+        cases.set(case + 1);
+        let flags = if case % 2 == 1 { CONFIG_FAST_PATH } else { 0 };
+        programmer::load(e.program.ebpf_mut(), &e.image, flags).unwrap();
         for probe in &probes {
             let (want, want_rule) = expected(e, probe);
             let (got, got_rule) = observed(e, probe);
@@ -444,6 +449,11 @@ fn kernel_agrees_with_the_reference_evaluator() {
         panic!("{err}");
     }
     let checked = checked.get();
+    let e = e.into_inner();
+    assert!(
+        e.counter(counter::FAST_TO_STACK) > 0,
+        "the fast-path cases never reached the fast path"
+    );
     println!("differential: {checked} packets over {CASES} policies, zero disagreements");
     assert!(checked >= 100_000, "only {checked} packets checked");
 }

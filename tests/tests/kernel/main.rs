@@ -4,6 +4,7 @@
 //! `skipping: <reason>` without CAP_BPF/CAP_NET_ADMIN, and fails under `CI=true`.
 
 mod differential;
+mod fastpath;
 mod harness;
 mod maps;
 mod skeleton;
