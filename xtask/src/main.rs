@@ -6,9 +6,11 @@
 //! - `test`: fmt check, clippy `-D warnings`, every test including the
 //!   privileged kernel tests.
 //! - `demo`: builds everything and shows wardgate's main job.
+//! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`).
 //!
 //! Every command runs the parts of `setup` it needs first.
 
+mod bench;
 mod demo;
 mod setup;
 mod sh;
@@ -33,6 +35,11 @@ enum Command {
     Test,
     /// Build everything and run the demo.
     Demo,
+    /// Run a benchmark: `forward` (packets per second through a veth gateway) or `datapath`.
+    Bench {
+        /// Which benchmark: `forward` or `datapath`.
+        name: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Test => test::run(),
         Command::Demo => demo::run(),
+        Command::Bench { name } => bench::run(&name),
     }
 }
