@@ -3,10 +3,12 @@
 //! The protocol (see `wardgate_common::maps`): the program reads
 //! `Config::active_set` once per packet and uses only that table set. To load
 //! a policy, the programmer
-//! 1. clears the *inactive* set's LPM trie and pair table (stale keys there
-//!    could be found; zone-info and interval entries are reached only through
-//!    them, so they are simply overwritten),
-//! 2. writes the image's zones, prefixes, intervals and pairs into it,
+//! 1. clears the *inactive* set's LPM trie and pair-table entries (stale keys
+//!    there could be found; zone-info, range and interval entries are reached
+//!    only through them or the fully rewritten IPv4 index, so they are simply
+//!    overwritten),
+//! 2. writes the image's zones, prefixes, IPv4 ranges and index (lowered by
+//!    `wardgate_compiler::v4table`), intervals and pairs into it,
 //! 3. writes the config once: the other set active, the generation bumped.
 //!
 //! Until step 3 every packet uses the old policy, after it the new one; a
@@ -20,10 +22,11 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key},
 };
 use wardgate_common::{
-    CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval, PairKey, Span,
-    ZoneInfo, maps,
+    CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval, PAIR_SET_1,
+    PairKey, Span, V4_INDEX_ENTRIES, V4Range, ZoneInfo,
+    maps::{self, MAX_INTERVALS, MAX_V4_RANGES, MAX_ZONES},
 };
-use wardgate_compiler::PolicyImage;
+use wardgate_compiler::{PolicyImage, v4table::V4Table};
 
 /// What a load wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,13 +71,19 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
     } else {
         1 - (current.active_set & 1)
     };
-    let [zones, zone_info, pairs, intervals] = set_names(target);
+    let zones = if target == 0 {
+        maps::ZONES_0
+    } else {
+        maps::ZONES_1
+    };
     clear_lpm(ebpf, zones)?;
-    clear_pairs(ebpf, pairs)?;
+    clear_pairs(ebpf, target)?;
     {
-        let mut info: Array<&mut MapData, ZoneInfo> = Array::try_from(map_mut(ebpf, zone_info)?)?;
+        let mut info: Array<&mut MapData, ZoneInfo> =
+            Array::try_from(map_mut(ebpf, maps::ZONE_INFO)?)?;
+        let base = target * MAX_ZONES;
         for (id, zone) in image.zone_infos().into_iter().enumerate() {
-            info.set(id as u32, zone, 0)
+            info.set(base + id as u32, zone, 0)
                 .with_context(|| format!("writing zone {id}"))?;
         }
     }
@@ -87,17 +96,45 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
         }
     }
     {
-        let mut array: Array<&mut MapData, Interval> = Array::try_from(map_mut(ebpf, intervals)?)?;
+        let v4 = V4Table::build(image);
+        let range_base = target * MAX_V4_RANGES;
+        let mut ranges: Array<&mut MapData, V4Range> =
+            Array::try_from(map_mut(ebpf, maps::V4_RANGES)?)?;
+        for (i, range) in v4.ranges.iter().enumerate() {
+            ranges
+                .set(range_base + i as u32, *range, 0)
+                .with_context(|| format!("writing IPv4 range {i}"))?;
+        }
+        let mut index: Array<&mut MapData, u32> = Array::try_from(map_mut(ebpf, maps::V4_INDEX)?)?;
+        let index_base = target * V4_INDEX_ENTRIES;
+        for (block, first) in v4.index.iter().enumerate() {
+            index
+                .set(index_base + block as u32, range_base + *first, 0)
+                .context("writing the IPv4 index")?;
+        }
+    }
+    let interval_base = target * MAX_INTERVALS;
+    {
+        let mut array: Array<&mut MapData, Interval> =
+            Array::try_from(map_mut(ebpf, maps::INTERVALS)?)?;
         for (index, interval) in image.intervals().iter().enumerate() {
             array
-                .set(index as u32, *interval, 0)
+                .set(interval_base + index as u32, *interval, 0)
                 .with_context(|| format!("writing interval {index}"))?;
         }
     }
     {
         let mut table: HashMap<&mut MapData, PairKey, Span> =
-            HashMap::try_from(map_mut(ebpf, pairs)?)?;
+            HashMap::try_from(map_mut(ebpf, maps::PAIRS)?)?;
         for (key, span) in image.pairs() {
+            let key = PairKey {
+                proto: key.proto | set_bit(target),
+                ..*key
+            };
+            let span = Span {
+                first: interval_base + span.first,
+                count: span.count,
+            };
             table
                 .insert(key, span, 0)
                 .context("writing the pair table")?;
@@ -121,22 +158,9 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
     })
 }
 
-fn set_names(set: u32) -> [&'static str; 4] {
-    if set == 0 {
-        [
-            maps::ZONES_0,
-            maps::ZONE_INFO_0,
-            maps::PAIRS_0,
-            maps::INTERVALS_0,
-        ]
-    } else {
-        [
-            maps::ZONES_1,
-            maps::ZONE_INFO_1,
-            maps::PAIRS_1,
-            maps::INTERVALS_1,
-        ]
-    }
+/// The `PairKey::proto` bit of table set `set`.
+fn set_bit(set: u32) -> u32 {
+    if set == 0 { 0 } else { PAIR_SET_1 }
 }
 
 fn clear_lpm(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
@@ -148,9 +172,17 @@ fn clear_lpm(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn clear_pairs(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
-    let mut table: HashMap<&mut MapData, PairKey, Span> = HashMap::try_from(map_mut(ebpf, name)?)?;
-    let keys: Vec<PairKey> = table.keys().collect::<Result<_, _>>()?;
+/// Removes table set `set`'s entries from the pair table.
+fn clear_pairs(ebpf: &mut Ebpf, set: u32) -> anyhow::Result<()> {
+    let mut table: HashMap<&mut MapData, PairKey, Span> =
+        HashMap::try_from(map_mut(ebpf, maps::PAIRS)?)?;
+    let keys: Vec<PairKey> = table
+        .keys()
+        .filter(|k| {
+            k.as_ref()
+                .map_or(true, |k| k.proto & PAIR_SET_1 == set_bit(set))
+        })
+        .collect::<Result<_, _>>()?;
     for key in keys {
         table.remove(&key)?;
     }

@@ -22,6 +22,7 @@ pub mod prefix;
 pub mod resolve;
 #[doc(hidden)]
 pub mod testutil;
+pub mod v4table;
 pub mod views;
 
 pub use analysis::{Analysis, Options, analyze, compile};

@@ -1,30 +1,42 @@
 //! Map names and capacities.
 //!
-//! The program keeps two *table sets* (0 and 1) of policy maps. The agent
+//! The program keeps two *table sets* (0 and 1) of the policy. The agent
 //! writes a whole new policy into the inactive set, then flips
 //! [`crate::Config::active_set`] and bumps [`crate::Config::generation`] in one
-//! array-map write. A packet reads the config once and uses only the maps of
-//! that set, so every packet sees either the whole old or the whole new policy.
-//! The next reload clears and rewrites the set that is now inactive.
+//! array-map write. A packet reads the config once and uses only that set, so
+//! every packet sees either the whole old or the whole new policy. The next
+//! reload clears and rewrites the set that is now inactive.
+//!
+//! How a set is addressed: the LPM tries are two maps (`ZONES_0`, `ZONES_1`);
+//! every other table is ONE map holding both sets, set 1 after set 0 (array
+//! index `set * CAPACITY + i`; for the pair hash, `PairKey::proto` carries
+//! [`crate::PAIR_SET_1`]). One map per table keeps each map pointer constant at
+//! its call site, which lets the verifier inline array lookups; choosing
+//! between two maps at run time forces a helper call per lookup.
 
 /// `Array<Config>`, one entry: generation, active table set, flags.
 pub const CONFIG: &str = "WG_CONFIG";
 
-/// `LpmTrie<[u8; 16], u32>`: IPv4-mapped and IPv6 prefix to zone id, set 0 and 1.
+/// `LpmTrie<[u8; 16], u32>`: IPv6 (and IPv4-mapped) prefix to zone id, set 0 and 1.
 pub const ZONES_0: &str = "WG_ZONES_0";
 pub const ZONES_1: &str = "WG_ZONES_1";
 
-/// `Array<ZoneInfo>` indexed by zone id, set 0 and 1.
-pub const ZONE_INFO_0: &str = "WG_ZONE_INFO_0";
-pub const ZONE_INFO_1: &str = "WG_ZONE_INFO_1";
+/// `Array<u32>`, `2 * V4_INDEX_ENTRIES`: the first IPv4 range of each /16
+/// block (an index into `V4_RANGES`, set offset included).
+pub const V4_INDEX: &str = "WG_V4_INDEX";
 
-/// `HashMap<PairKey, Span>`: (src zone, dst zone, protocol) to a span of intervals, set 0 and 1.
-pub const PAIRS_0: &str = "WG_PAIRS_0";
-pub const PAIRS_1: &str = "WG_PAIRS_1";
+/// `Array<V4Range>`, `2 * MAX_V4_RANGES`: IPv4 ranges to zone ids.
+pub const V4_RANGES: &str = "WG_V4_RANGES";
 
-/// `Array<Interval>`: sorted, disjoint port/type intervals, set 0 and 1.
-pub const INTERVALS_0: &str = "WG_INTERVALS_0";
-pub const INTERVALS_1: &str = "WG_INTERVALS_1";
+/// `Array<ZoneInfo>`, `2 * MAX_ZONES`, indexed by `set * MAX_ZONES + zone id`.
+pub const ZONE_INFO: &str = "WG_ZONE_INFO";
+
+/// `HashMap<PairKey, Span>`: (src zone, dst zone, protocol | set) to a span of intervals.
+pub const PAIRS: &str = "WG_PAIRS";
+
+/// `Array<Interval>`, `2 * MAX_INTERVALS`: sorted, disjoint port/type
+/// intervals; spans point into their own set's half.
+pub const INTERVALS: &str = "WG_INTERVALS";
 
 /// `LruHashMap<CtKey, CtEntry>`: tracked connections, keyed by the initiator's tuple.
 pub const CONNTRACK: &str = "WG_CONNTRACK";
@@ -56,24 +68,8 @@ pub const EVENT_RATE: &str = "WG_EVENT_RATE";
 
 /// Every map name the program defines; the agent and a test check the object against it.
 pub const ALL: &[&str] = &[
-    CONFIG,
-    ZONES_0,
-    ZONES_1,
-    ZONE_INFO_0,
-    ZONE_INFO_1,
-    PAIRS_0,
-    PAIRS_1,
-    INTERVALS_0,
-    INTERVALS_1,
-    CONNTRACK,
-    FRAGMENTS,
-    QUARANTINE,
-    FAILSAFE,
-    RULE_HITS,
-    COUNTERS,
-    EVENTS,
-    EVENT_RATE,
-    SCRATCH,
+    CONFIG, ZONES_0, ZONES_1, V4_INDEX, V4_RANGES, ZONE_INFO, PAIRS, INTERVALS, CONNTRACK,
+    FRAGMENTS, QUARANTINE, FAILSAFE, RULE_HITS, COUNTERS, EVENTS, EVENT_RATE, SCRATCH,
 ];
 
 /// Capacities. The compiler checks a policy against these before anything
@@ -81,6 +77,8 @@ pub const ALL: &[&str] = &[
 pub const MAX_ZONES: u32 = 65_536;
 pub const MAX_PREFIXES: u32 = 262_144;
 pub const MAX_PAIRS: u32 = 1_048_576;
+/// Every prefix adds at most two range boundaries, and every /16 block starts a range.
+pub const MAX_V4_RANGES: u32 = 2 * MAX_PREFIXES + (1 << 16) + 1;
 pub const MAX_INTERVALS: u32 = 1_048_576;
 pub const MAX_RULES: u32 = 131_072;
 pub const MAX_CONNECTIONS: u32 = 262_144;
@@ -88,6 +86,9 @@ pub const MAX_FRAGMENTS: u32 = 16_384;
 pub const MAX_QUARANTINE: u32 = 65_536;
 pub const MAX_FAILSAFE: u32 = 1_024;
 pub const EVENTS_BYTES: u32 = 1 << 22;
+
+/// Binary search steps within one /16 block's IPv4 ranges (at most 65,536).
+pub const V4_SEARCH_STEPS: u32 = 17;
 
 /// Binary search steps over one pair's intervals: 2^17 > 65,536 + 1 intervals,
 /// the most a partition of the port space can have.

@@ -61,8 +61,28 @@ pub struct ZoneInfo {
     pub flags: u32,
 }
 
+/// IPv4 classification: one entry of the sorted, disjoint ranges that cover
+/// the IPv4 space. The ranges never cross a /16 boundary, so the index map
+/// (`V4_INDEX`, entry `a >> 16`) gives the run of ranges of an address's /16
+/// block and a short binary search finds the range: one array lookup and a
+/// few steps, however many prefixes the policy has.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct V4Range {
+    /// First address of the range, host byte order.
+    pub start: u32,
+    pub zone: u32,
+}
+
+/// Entries of the IPv4 index: one per /16 block, plus the end of the last run.
+pub const V4_INDEX_ENTRIES: u32 = (1 << 16) + 1;
+
+/// [`PairKey::proto`] bit of the entries of table set 1 (see `maps`).
+pub const PAIR_SET_1: u32 = 1 << 16;
+
 /// Key of the pair table: which intervals decide traffic from `src_zone` to
-/// `dst_zone` with IP protocol `proto` (or [`PROTO_ANY`]).
+/// `dst_zone` with IP protocol `proto` (or [`PROTO_ANY`]). In the map, `proto`
+/// also carries [`PAIR_SET_1`] for entries of table set 1.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PairKey {
@@ -371,6 +391,7 @@ const _: () = {
     assert!(size_of::<ZoneInfo>() == 4);
     assert!(size_of::<PairKey>() == 12);
     assert!(size_of::<Span>() == 8);
+    assert!(size_of::<V4Range>() == 8);
     assert!(size_of::<Interval>() == 12);
     assert!(size_of::<CtKey>() == 40);
     assert!(core::mem::offset_of!(CtKey, sport) == 32);
@@ -389,7 +410,7 @@ const _: () = {
 mod pod {
     use super::{
         Config, CtEntry, CtKey, Event, FailsafeKey, FragKey, Interval, PairKey, RateLimit, Span,
-        ZoneInfo,
+        V4Range, ZoneInfo,
     };
     // SAFETY: every type here is `#[repr(C)]`, `Copy`, made only of integers and
     // integer arrays, and has no padding (sizes asserted above), so any bit
@@ -398,6 +419,7 @@ mod pod {
     unsafe impl aya::Pod for ZoneInfo {}
     unsafe impl aya::Pod for PairKey {}
     unsafe impl aya::Pod for Span {}
+    unsafe impl aya::Pod for V4Range {}
     unsafe impl aya::Pod for Interval {}
     unsafe impl aya::Pod for CtKey {}
     unsafe impl aya::Pod for CtEntry {}

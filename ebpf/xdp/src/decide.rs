@@ -4,7 +4,7 @@
 //! search of at most `INTERVAL_SEARCH_STEPS` steps.
 
 use wardgate_common::{
-    PROTO_ANY, PairKey, RULE_NONE, VERDICT_ALLOW, ZONE_ISOLATED, ZONE_MONITOR,
+    PAIR_SET_1, PROTO_ANY, PairKey, RULE_NONE, VERDICT_ALLOW, ZONE_ISOLATED, ZONE_MONITOR,
     maps::INTERVAL_SEARCH_STEPS,
 };
 
@@ -56,22 +56,23 @@ pub fn decide(set: u32, src: &[u8; 16], dst: &[u8; 16], proto: u8, port: u16) ->
         decision.intra_zone = true;
         return decision;
     }
+    let set_bit = if set == 0 { 0 } else { PAIR_SET_1 };
     let mut key = PairKey {
         src_zone,
         dst_zone,
-        proto: u32::from(proto),
+        proto: u32::from(proto) | set_bit,
     };
-    let span = match maps::pair(set, &key) {
+    let span = match maps::pair(&key) {
         Some(span) => span,
         None => {
-            key.proto = PROTO_ANY;
-            match maps::pair(set, &key) {
+            key.proto = PROTO_ANY | set_bit;
+            match maps::pair(&key) {
                 Some(span) => span,
                 None => return decision,
             }
         }
     };
-    if let Some(found) = search(set, span.first, span.count, port) {
+    if let Some(found) = search(span.first, span.count, port) {
         decision.allow = found.verdict == VERDICT_ALLOW;
         decision.rule = found.rule;
     }
@@ -81,7 +82,7 @@ pub fn decide(set: u32, src: &[u8; 16], dst: &[u8; 16], proto: u8, port: u16) ->
 /// Finds the interval holding `port` among `count` sorted intervals starting
 /// at `first`: the last one whose `lo <= port`.
 #[inline(always)]
-fn search(set: u32, first: u32, count: u32, port: u16) -> Option<wardgate_common::Interval> {
+fn search(first: u32, count: u32, port: u16) -> Option<wardgate_common::Interval> {
     if count == 0 {
         return None;
     }
@@ -93,11 +94,11 @@ fn search(set: u32, first: u32, count: u32, port: u16) -> Option<wardgate_common
         }
         let half = len / 2;
         let mid = base + half;
-        if maps::interval(set, mid)?.lo <= port {
+        if maps::interval(mid)?.lo <= port {
             base = mid;
         }
         len -= half;
     }
-    let found = maps::interval(set, base)?;
+    let found = maps::interval(base)?;
     (found.lo <= port && port <= found.hi).then_some(found)
 }

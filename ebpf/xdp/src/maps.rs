@@ -11,10 +11,10 @@ use aya_ebpf::{
 };
 use wardgate_common::{
     Config, Counters, CtEntry, CtKey, FailsafeKey, FragKey, Interval, PairKey, RateLimit, Span,
-    WORLD_ZONE, ZoneInfo,
+    V4_INDEX_ENTRIES, V4Range, WORLD_ZONE, ZoneInfo,
     maps::{
         EVENTS_BYTES, MAX_CONNECTIONS, MAX_FAILSAFE, MAX_FRAGMENTS, MAX_INTERVALS, MAX_PAIRS,
-        MAX_PREFIXES, MAX_QUARANTINE, MAX_RULES, MAX_ZONES,
+        MAX_PREFIXES, MAX_QUARANTINE, MAX_RULES, MAX_V4_RANGES, MAX_ZONES, V4_SEARCH_STEPS,
     },
 };
 
@@ -31,20 +31,20 @@ static ZONES_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES,
 #[map(name = "WG_ZONES_1")]
 static ZONES_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 
-#[map(name = "WG_ZONE_INFO_0")]
-static ZONE_INFO_0: Array<ZoneInfo> = Array::with_max_entries(MAX_ZONES, 0);
-#[map(name = "WG_ZONE_INFO_1")]
-static ZONE_INFO_1: Array<ZoneInfo> = Array::with_max_entries(MAX_ZONES, 0);
+#[map(name = "WG_V4_INDEX")]
+static V4_INDEX: Array<u32> = Array::with_max_entries(2 * V4_INDEX_ENTRIES, 0);
 
-#[map(name = "WG_PAIRS_0")]
-static PAIRS_0: HashMap<PairKey, Span> = HashMap::with_max_entries(MAX_PAIRS, BPF_F_NO_PREALLOC);
-#[map(name = "WG_PAIRS_1")]
-static PAIRS_1: HashMap<PairKey, Span> = HashMap::with_max_entries(MAX_PAIRS, BPF_F_NO_PREALLOC);
+#[map(name = "WG_V4_RANGES")]
+static V4_RANGES: Array<V4Range> = Array::with_max_entries(2 * MAX_V4_RANGES, 0);
 
-#[map(name = "WG_INTERVALS_0")]
-static INTERVALS_0: Array<Interval> = Array::with_max_entries(MAX_INTERVALS, 0);
-#[map(name = "WG_INTERVALS_1")]
-static INTERVALS_1: Array<Interval> = Array::with_max_entries(MAX_INTERVALS, 0);
+#[map(name = "WG_ZONE_INFO")]
+static ZONE_INFO: Array<ZoneInfo> = Array::with_max_entries(2 * MAX_ZONES, 0);
+
+#[map(name = "WG_PAIRS")]
+static PAIRS: HashMap<PairKey, Span> = HashMap::with_max_entries(2 * MAX_PAIRS, BPF_F_NO_PREALLOC);
+
+#[map(name = "WG_INTERVALS")]
+static INTERVALS: Array<Interval> = Array::with_max_entries(2 * MAX_INTERVALS, 0);
 
 #[map(name = "WG_CONNTRACK")]
 pub static CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
@@ -123,9 +123,50 @@ pub fn count_rule(rule: u32) {
     bump(&RULE_HITS, rule);
 }
 
-/// The zone holding `addr` (longest prefix), or `world`.
+/// The zone holding an IPv4 address (host byte order): the /16 block's run
+/// of ranges from the index, then a binary search for the last range that
+/// starts at or before `addr`. Blocks always start a range, so one is found.
+#[inline(always)]
+pub fn zone_of_v4(set: u32, addr: u32) -> u32 {
+    let block = set * V4_INDEX_ENTRIES + (addr >> 16);
+    let (Some(&first), Some(&end)) = (V4_INDEX.get(block), V4_INDEX.get(block + 1)) else {
+        return WORLD_ZONE;
+    };
+    let mut base = first;
+    let mut len = end.saturating_sub(first);
+    for _ in 0..V4_SEARCH_STEPS {
+        if len <= 1 {
+            break;
+        }
+        let half = len / 2;
+        match V4_RANGES.get(base + half) {
+            Some(r) if r.start <= addr => base += half,
+            Some(_) => {}
+            None => return WORLD_ZONE,
+        }
+        len -= half;
+    }
+    match V4_RANGES.get(base) {
+        Some(r) if len == 1 => r.zone,
+        _ => WORLD_ZONE,
+    }
+}
+
+/// The zone holding `addr` (longest prefix), or `world`. IPv4-mapped
+/// addresses go through the IPv4 ranges, IPv6 through the LPM trie.
 #[inline(always)]
 pub fn zone_of(set: u32, addr: &[u8; 16]) -> u32 {
+    // Word compares: a slice compare would become a byte-loop `memcmp`.
+    let head = u64::from_ne_bytes([
+        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
+    ]);
+    let mid = u32::from_ne_bytes([addr[8], addr[9], addr[10], addr[11]]);
+    if head == 0 && mid == u32::from_ne_bytes([0, 0, 0xff, 0xff]) {
+        return zone_of_v4(
+            set,
+            u32::from_be_bytes([addr[12], addr[13], addr[14], addr[15]]),
+        );
+    }
     let key = Key::new(128, *addr);
     let found = if set == 0 {
         ZONES_0.get(&key)
@@ -138,33 +179,18 @@ pub fn zone_of(set: u32, addr: &[u8; 16]) -> u32 {
 /// `ZONE_*` flags of a zone.
 #[inline(always)]
 pub fn zone_flags(set: u32, zone: u32) -> u32 {
-    let info = if set == 0 {
-        ZONE_INFO_0.get(zone)
-    } else {
-        ZONE_INFO_1.get(zone)
-    };
-    info.map_or(0, |i| i.flags)
+    ZONE_INFO.get(set * MAX_ZONES + zone).map_or(0, |i| i.flags)
 }
 
+/// The span of intervals for `key` (whose `proto` already carries the set bit).
 #[inline(always)]
-pub fn pair(set: u32, key: &PairKey) -> Option<Span> {
+pub fn pair(key: &PairKey) -> Option<Span> {
     // SAFETY: the value is copied out at once; the agent never resizes values.
-    let span = unsafe {
-        if set == 0 {
-            PAIRS_0.get(key)
-        } else {
-            PAIRS_1.get(key)
-        }
-    };
-    span.copied()
+    unsafe { PAIRS.get(key) }.copied()
 }
 
+/// Interval `index` (spans point into their own set's half).
 #[inline(always)]
-pub fn interval(set: u32, index: u32) -> Option<Interval> {
-    let found = if set == 0 {
-        INTERVALS_0.get(index)
-    } else {
-        INTERVALS_1.get(index)
-    };
-    found.copied()
+pub fn interval(index: u32) -> Option<Interval> {
+    INTERVALS.get(index).copied()
 }
