@@ -4,7 +4,9 @@
 //!   filter, wardgate XDP (with and without the fast path) and nftables from
 //!   the same policy (`bench/forward`, method in `bench/README.md`); writes
 //!   `target/bench/forward.json`.
-//! - `datapath`: not yet implemented here.
+//! - `datapath`: ns per packet of the XDP program under `BPF_PROG_TEST_RUN`
+//!   beside an `XDP_PASS` program, as policies grow to 100,000 prefixes and
+//!   10,000 rules (`tests/benches/datapath.rs`); writes `target/bench/datapath.json`.
 
 use anyhow::bail;
 
@@ -13,7 +15,7 @@ use crate::{setup, sh};
 pub fn run(name: &str) -> anyhow::Result<()> {
     match name {
         "forward" => forward(),
-        "datapath" => bail!("`cargo xtask bench datapath` is not yet implemented"),
+        "datapath" => datapath(),
         other => bail!("unknown benchmark `{other}` (expected `forward` or `datapath`)"),
     }
 }
@@ -34,4 +36,12 @@ fn forward() -> anyhow::Result<()> {
         "--",
         out,
     ])
+}
+
+fn datapath() -> anyhow::Result<()> {
+    setup::ebpf_toolchain()?;
+    if !sh::is_root() {
+        bail!("the datapath benchmark needs root (CAP_BPF for BPF_PROG_TEST_RUN)");
+    }
+    sh::cargo(&["bench", "--package", "wardgate-tests", "--bench", "datapath"])
 }
