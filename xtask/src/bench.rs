@@ -43,5 +43,11 @@ fn datapath() -> anyhow::Result<()> {
     if !sh::is_root() {
         bail!("the datapath benchmark needs root (CAP_BPF for BPF_PROG_TEST_RUN)");
     }
-    sh::cargo(&["bench", "--package", "wardgate-tests", "--bench", "datapath"])
+    sh::cargo(&[
+        "bench",
+        "--package",
+        "wardgate-tests",
+        "--bench",
+        "datapath",
+    ])
 }
