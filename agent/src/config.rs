@@ -104,6 +104,8 @@ pub struct FileConfig {
     pub events: Option<String>,
     pub events_per_sec: Option<u32>,
     pub monitor_all: Option<bool>,
+    /// Forward allowed, tracked traffic in XDP (`CONFIG_FAST_PATH`).
+    pub fast_path: Option<bool>,
     pub watch: Option<bool>,
     pub watch_interval_ms: Option<u64>,
     pub failsafe: Option<FailsafeFile>,
@@ -131,6 +133,7 @@ pub struct Overrides {
     pub events: Option<String>,
     pub events_per_sec: Option<u32>,
     pub monitor_all: bool,
+    pub fast_path: bool,
     pub no_watch: bool,
     pub no_failsafe: bool,
     pub failsafe_ports: Vec<String>,
@@ -160,6 +163,7 @@ pub struct Settings {
     pub events: EventSink,
     pub events_per_sec: u32,
     pub monitor_all: bool,
+    pub fast_path: bool,
     pub watch: bool,
     pub watch_interval: Duration,
     pub failsafe: Failsafe,
@@ -260,6 +264,7 @@ impl Settings {
             events,
             events_per_sec,
             monitor_all: flags.monitor_all || file.monitor_all.unwrap_or(false),
+            fast_path: flags.fast_path || file.fast_path.unwrap_or(false),
             watch: !flags.no_watch && file.watch.unwrap_or(true),
             watch_interval: Duration::from_millis(file.watch_interval_ms.unwrap_or(500).max(50)),
             failsafe: Failsafe {

@@ -30,9 +30,10 @@ use tokio::{
     sync::{Notify, watch},
 };
 use wardgate_common::{
-    CONFIG_FAILSAFE, CONFIG_MONITOR_ALL, CT_CLOSING, CT_ESTABLISHED, CT_NEW, CT_TIMEOUT_CLOSING_NS,
-    CT_TIMEOUT_ESTABLISHED_TCP_NS, CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS,
-    CtEntry, EVENT_AUDIT, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, counter, maps,
+    CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_MONITOR_ALL, CT_CLOSING, CT_ESTABLISHED, CT_NEW,
+    CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS, CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS,
+    CT_TIMEOUT_UDP_NS, CtEntry, EVENT_AUDIT, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, counter,
+    maps,
 };
 use wardgate_compiler::PolicyImage;
 
@@ -153,6 +154,9 @@ fn flags(settings: &Settings) -> u32 {
     }
     if settings.failsafe.enabled {
         flags |= CONFIG_FAILSAFE;
+    }
+    if settings.fast_path {
+        flags |= CONFIG_FAST_PATH;
     }
     flags
 }
@@ -605,6 +609,7 @@ impl Agent {
                 "rules": self.image.rules().len(),
             },
             "monitor_all": self.settings.monitor_all,
+            "fast_path": self.settings.fast_path,
             "pin_path": self.settings.pin_path,
             "interfaces": self.links.iter().map(|l| json!({
                 "name": l.name, "mode": l.mode.to_string(), "adopted": l.adopted,

@@ -128,6 +128,10 @@ struct RunArgs {
     /// Global monitor override: every would-be drop passes as an audit.
     #[arg(long)]
     monitor_all: bool,
+    /// Forward allowed, tracked traffic in XDP (FIB lookup and redirect)
+    /// instead of the kernel stack; what XDP cannot forward still goes to the stack.
+    #[arg(long)]
+    fast_path: bool,
     /// Do not reload when the policy file changes.
     #[arg(long)]
     no_watch: bool,
@@ -216,6 +220,7 @@ fn run(args: RunArgs) -> ExitCode {
         events: args.events,
         events_per_sec: args.events_per_sec,
         monitor_all: args.monitor_all,
+        fast_path: args.fast_path,
         no_watch: args.no_watch,
         no_failsafe: args.no_failsafe,
         failsafe_ports: args.failsafe_port,
