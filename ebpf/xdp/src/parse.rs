@@ -151,12 +151,15 @@ fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, ParseError> {
     Ok((start + offset) as *const T)
 }
 
-/// Reads `N` bytes at `offset`, bounds-checked.
+/// The `N` bytes at `offset`, bounds-checked, read in place: fields are then
+/// loaded straight from the frame, with no copy of the whole header.
 #[inline(always)]
-pub fn bytes<const N: usize>(ctx: &XdpContext, offset: usize) -> Result<[u8; N], ParseError> {
+pub fn bytes<const N: usize>(ctx: &XdpContext, offset: usize) -> Result<&[u8; N], ParseError> {
     let ptr = ptr_at::<[u8; N]>(ctx, offset)?;
-    // SAFETY: `ptr_at` checked that `offset + N` lies within the frame.
-    Ok(unsafe { ptr.read_unaligned() })
+    // SAFETY: `ptr_at` checked that `offset + N` lies within the frame, which
+    // stays valid and unchanged while the program runs; `[u8; N]` has
+    // alignment 1.
+    Ok(unsafe { &*ptr })
 }
 
 #[inline(always)]
@@ -199,7 +202,7 @@ pub fn parse(ctx: &XdpContext, packet: &mut Packet) -> Result<Parsed, ParseError
 
 #[inline(always)]
 fn parse_ipv4(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), ParseError> {
-    let ip: [u8; 20] = bytes(ctx, offset)?;
+    let ip: &[u8; 20] = bytes(ctx, offset)?;
     if ip[0] >> 4 != 4 {
         return Err(ParseError::Malformed);
     }
@@ -237,7 +240,7 @@ fn parse_ipv4(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
 
 #[inline(always)]
 fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), ParseError> {
-    let ip: [u8; 40] = bytes(ctx, offset)?;
+    let ip: &[u8; 40] = bytes(ctx, offset)?;
     if ip[0] >> 4 != 6 {
         return Err(ParseError::Malformed);
     }
@@ -246,20 +249,20 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
         return Err(ParseError::Truncated);
     }
     p.family = 6;
-    p.set_v6(&ip);
+    p.set_v6(ip);
     let mut next = ip[6];
     let mut off = offset + 40;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
             // Hop-by-hop, routing, destination options: length in 8-byte units, excluding the first 8.
             0 | 43 | 60 => {
-                let ext: [u8; 2] = bytes(ctx, off)?;
+                let ext: &[u8; 2] = bytes(ctx, off)?;
                 next = ext[0];
                 off += (ext[1] as usize + 1) * 8;
             }
             // Fragment header: fixed 8 bytes.
             44 => {
-                let ext: [u8; 8] = bytes(ctx, off)?;
+                let ext: &[u8; 8] = bytes(ctx, off)?;
                 next = ext[0];
                 let frag = be16([ext[2], ext[3]]);
                 let frag_offset = frag >> 3;
@@ -270,7 +273,7 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
             }
             // Authentication header: length in 4-byte units, excluding the first 8.
             51 => {
-                let ext: [u8; 2] = bytes(ctx, off)?;
+                let ext: &[u8; 2] = bytes(ctx, off)?;
                 next = ext[0];
                 off += (ext[1] as usize + 2) * 4;
             }
@@ -292,7 +295,7 @@ fn parse_l4(ctx: &XdpContext, p: &mut Packet) -> Result<(), ParseError> {
     }
     match p.proto {
         IPPROTO_TCP => {
-            let tcp: [u8; 20] = bytes(ctx, off)?;
+            let tcp: &[u8; 20] = bytes(ctx, off)?;
             if (tcp[12] >> 4) < 5 {
                 return Err(ParseError::Malformed);
             }
@@ -301,18 +304,18 @@ fn parse_l4(ctx: &XdpContext, p: &mut Packet) -> Result<(), ParseError> {
             p.tcp_flags = tcp[13];
         }
         IPPROTO_UDP => {
-            let ports: [u8; 8] = bytes(ctx, off)?;
+            let ports: &[u8; 8] = bytes(ctx, off)?;
             p.sport = be16([ports[0], ports[1]]);
             p.dport = be16([ports[2], ports[3]]);
         }
         IPPROTO_SCTP => {
             // The common header: ports, verification tag, checksum.
-            let ports: [u8; 12] = bytes(ctx, off)?;
+            let ports: &[u8; 12] = bytes(ctx, off)?;
             p.sport = be16([ports[0], ports[1]]);
             p.dport = be16([ports[2], ports[3]]);
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
-            let icmp: [u8; 8] = bytes(ctx, off)?;
+            let icmp: &[u8; 8] = bytes(ctx, off)?;
             p.icmp_type = icmp[0];
             p.icmp_code = icmp[1];
             p.sport = be16([icmp[4], icmp[5]]);
@@ -358,7 +361,7 @@ pub fn quoted(ctx: &XdpContext, p: &Packet) -> Result<Quoted, ParseError> {
         dport: 0,
     };
     let l4 = if p.family == 4 {
-        let ip: [u8; 20] = bytes(ctx, off)?;
+        let ip: &[u8; 20] = bytes(ctx, off)?;
         let ihl = ((ip[0] & 0x0f) as usize) * 4;
         if ip[0] >> 4 != 4 || ihl < 20 {
             return Err(ParseError::Malformed);
@@ -368,14 +371,14 @@ pub fn quoted(ctx: &XdpContext, p: &Packet) -> Result<Quoted, ParseError> {
         q.dst = wardgate_common::v4_mapped([ip[16], ip[17], ip[18], ip[19]]);
         off + ihl
     } else {
-        let ip: [u8; 40] = bytes(ctx, off)?;
+        let ip: &[u8; 40] = bytes(ctx, off)?;
         q.proto = ip[6];
         q.src.copy_from_slice(&ip[8..24]);
         q.dst.copy_from_slice(&ip[24..40]);
         off + 40
     };
     // RFC 792 quotes at least 8 bytes of the transport header: enough for ports or the echo id.
-    let ports: [u8; 8] = bytes(ctx, l4)?;
+    let ports: &[u8; 8] = bytes(ctx, l4)?;
     match q.proto {
         IPPROTO_ICMP | IPPROTO_ICMPV6 => q.sport = be16([ports[4], ports[5]]),
         _ => {
