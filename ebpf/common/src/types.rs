@@ -144,10 +144,10 @@ pub struct CtKey {
 }
 
 impl CtKey {
-    /// The key of a connection that a packet with these fields starts.
-    /// ICMP echo (request and reply) is keyed by its identifier, passed in
-    /// `sport`; other ICMP carries no ports. The one definition the program
-    /// and user space share.
+    /// The (canonical) key of the connection a packet with these fields
+    /// belongs to, in either direction. ICMP echo (request and reply) is keyed
+    /// by its identifier, passed in `sport`; other ICMP carries no ports. The
+    /// one definition the program and user space share.
     #[inline(always)]
     #[must_use]
     pub fn new(
@@ -160,6 +160,7 @@ impl CtKey {
     ) -> Self {
         let mut key = Self::default();
         key.set(&src, &dst, proto, sport, dport, icmp_type);
+        key.canonicalize();
         key
     }
 
@@ -207,18 +208,47 @@ impl CtKey {
         }
     }
 
-    /// The key of the other direction, in place. ICMP echo keeps its
-    /// identifier where it is (both directions carry it in the same field).
+    /// Makes the key the same for both directions of a connection: the
+    /// endpoint whose address (then port) sorts lower comes first. Returns
+    /// true if it swapped the endpoints, i.e. the packet goes from the
+    /// higher endpoint to the lower. One key per connection means one lookup
+    /// per packet, whichever way it goes. ICMP echo keeps its identifier in
+    /// place (both directions carry it in the same field).
     #[inline(always)]
-    pub fn set_reverse(&mut self, of: &CtKey) {
-        let icmp = of.proto == IPPROTO_ICMP || of.proto == IPPROTO_ICMPV6;
-        self.src = of.dst;
-        self.dst = of.src;
-        if icmp {
-            self.set_tail(of.sport, of.dport, of.proto);
+    pub fn canonicalize(&mut self) -> bool {
+        let words = (self as *mut Self).cast::<u64>();
+        // SAFETY: `CtKey` is `repr(C, align(8))`: words 0-1 are `src`, 2-3 `dst`.
+        #[allow(unsafe_code, reason = "word compares and moves of the addresses")]
+        let [s0, s1, d0, d1] = unsafe {
+            [
+                words.read(),
+                words.add(1).read(),
+                words.add(2).read(),
+                words.add(3).read(),
+            ]
+        };
+        let icmp = self.proto == IPPROTO_ICMP || self.proto == IPPROTO_ICMPV6;
+        let swap = if s0 != d0 {
+            s0 > d0
+        } else if s1 != d1 {
+            s1 > d1
         } else {
-            self.set_tail(of.dport, of.sport, of.proto);
+            !icmp && self.sport > self.dport
+        };
+        if swap {
+            // SAFETY: as above.
+            #[allow(unsafe_code, reason = "word moves of the addresses")]
+            unsafe {
+                words.write(d0);
+                words.add(1).write(d1);
+                words.add(2).write(s0);
+                words.add(3).write(s1);
+            }
+            if !icmp {
+                self.set_tail(self.dport, self.sport, self.proto);
+            }
         }
+        swap
     }
 }
 
@@ -248,8 +278,13 @@ pub struct CtEntry {
     pub dst_zone: u32,
     /// The rule that allowed it ([`RULE_NONE`] for intra-zone).
     pub rule: u32,
-    pub _reserved: u32,
+    /// `CT_KEY_REVERSED` if the connection's initiator is the key's `dst`.
+    pub flags: u32,
 }
+
+/// [`CtEntry::flags`]: the canonical key lists the connection's responder
+/// first ([`CtKey::canonicalize`] swapped the first packet's endpoints).
+pub const CT_KEY_REVERSED: u32 = 1;
 
 /// A fragmented datagram whose first fragment passed: later fragments (which
 /// carry no transport header) pass only if it is here.

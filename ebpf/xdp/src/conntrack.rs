@@ -3,9 +3,9 @@
 //! forbids it.
 
 use wardgate_common::{
-    CT_CLOSING, CT_ESTABLISHED, CT_NEW, CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS,
-    CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS, CtEntry, CtKey, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP,
+    CT_CLOSING, CT_ESTABLISHED, CT_KEY_REVERSED, CT_NEW, CT_TIMEOUT_CLOSING_NS,
+    CT_TIMEOUT_ESTABLISHED_TCP_NS, CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS,
+    CtEntry, CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
 };
 
 use crate::{decide::Decision, maps::CONNTRACK, parse::Packet};
@@ -29,34 +29,48 @@ fn is_icmp(proto: u8) -> bool {
     proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6
 }
 
-/// Writes into `key` the key this packet would have if it started a connection.
+/// Writes the canonical key of this packet's connection into `key`; returns
+/// whether the packet goes from the key's `dst` to its `src`.
 #[inline(always)]
-pub fn key_of(key: &mut CtKey, p: &Packet) {
+pub fn key_of(key: &mut CtKey, p: &Packet) -> bool {
     key.set(&p.src, &p.dst, p.proto, p.sport, p.dport, p.icmp_type);
+    key.canonicalize()
 }
 
-/// Finds the connection `key` belongs to, in either direction. `other`
-/// receives the reverse key; the entry's own key is `key` for
-/// [`Direction::Original`] and `other` for [`Direction::Reply`].
+/// Finds the connection of `key` (canonical); `reversed` is what
+/// [`key_of`] returned for the packet, which gives its direction.
 #[inline(always)]
-pub fn lookup(key: &CtKey, other: &mut CtKey) -> Option<(*mut CtEntry, Direction)> {
-    if let Some(entry) = CONNTRACK.get_ptr_mut(key) {
-        return Some((entry, Direction::Original));
+pub fn lookup(key: &CtKey, reversed: bool) -> Option<(*mut CtEntry, Direction)> {
+    let entry = CONNTRACK.get_ptr_mut(key)?;
+    // SAFETY: a pointer from a successful lookup; the entry stays valid for this run.
+    let started_reversed = unsafe { (*entry).flags } & CT_KEY_REVERSED != 0;
+    let dir = if started_reversed == reversed {
+        Direction::Original
+    } else {
+        Direction::Reply
+    };
+    Some((entry, dir))
+}
+
+/// The first packet's source, destination and destination port of a tracked
+/// connection (the key is canonical, the entry says which way it started).
+#[inline(always)]
+pub fn original<'a>(k: &'a CtKey, e: &CtEntry) -> (&'a [u8; 16], &'a [u8; 16], u16) {
+    if e.flags & CT_KEY_REVERSED != 0 {
+        (&k.dst, &k.src, k.sport)
+    } else {
+        (&k.src, &k.dst, k.dport)
     }
-    other.set_reverse(key);
-    CONNTRACK
-        .get_ptr_mut(&*other)
-        .map(|entry| (entry, Direction::Reply))
 }
 
 /// The policy port of a tracked connection: its destination port, or for
 /// ICMP echo the request type that started it.
 #[inline(always)]
-pub fn decision_port(k: &CtKey) -> u16 {
-    match k.proto {
+pub fn decision_port(proto: u8, dport: u16) -> u16 {
+    match proto {
         IPPROTO_ICMP => u16::from(ICMP_ECHO_REQUEST),
         IPPROTO_ICMPV6 => u16::from(ICMPV6_ECHO_REQUEST),
-        _ => k.dport,
+        _ => dport,
     }
 }
 
@@ -107,9 +121,10 @@ pub fn update(e: &mut CtEntry, p: &Packet, dir: Direction, now: u64) {
     }
 }
 
-/// Starts tracking a connection the policy allowed (or audited).
+/// Starts tracking a connection the policy allowed (or audited); `reversed`
+/// is what [`key_of`] returned for its first packet.
 #[inline(always)]
-pub fn create(key: &CtKey, d: &Decision, generation: u32, now: u64) {
+pub fn create(key: &CtKey, reversed: bool, d: &Decision, generation: u32, now: u64) {
     let entry = CtEntry {
         last_seen_ns: now,
         generation,
@@ -117,7 +132,7 @@ pub fn create(key: &CtKey, d: &Decision, generation: u32, now: u64) {
         src_zone: d.src_zone,
         dst_zone: d.dst_zone,
         rule: d.rule,
-        _reserved: 0,
+        flags: if reversed { CT_KEY_REVERSED } else { 0 },
     };
     // A full LRU map evicts its oldest entry; an error here only means the
     // next packet is decided again.

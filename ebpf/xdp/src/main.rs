@@ -36,7 +36,6 @@ use wardgate_common::{
 };
 
 use crate::{
-    conntrack::Direction,
     decide::Decision,
     maps::{CONFIG, FAILSAFE, FRAGMENTS, QUARANTINE, Scratch, count, count_rule},
     parse::{Packet, ParseError, Parsed},
@@ -136,31 +135,23 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
 fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64) -> u32 {
     let set = config.active_set;
     let p = &s.packet;
-    conntrack::key_of(&mut s.key, p);
-    if let Some((entry, dir)) = conntrack::lookup(&s.key, &mut s.other) {
-        let found = if dir == Direction::Original {
-            &s.key
-        } else {
-            &s.other
-        };
+    let reversed = conntrack::key_of(&mut s.key, p);
+    if let Some((entry, dir)) = conntrack::lookup(&s.key, reversed) {
+        let key = &s.key;
         // SAFETY: a pointer from a successful lookup in an LRU hash map; the
         // entry stays valid for this program run (RCU).
         let entry = unsafe { &mut *entry };
-        if conntrack::expired(entry, found.proto, now) {
-            conntrack::remove(found);
+        if conntrack::expired(entry, key.proto, now) {
+            conntrack::remove(key);
         } else {
             if entry.generation != config.generation {
                 // The policy changed since this connection was allowed: decide it again.
                 count(counter::CT_REDECIDED);
-                let d = decide::decide(
-                    set,
-                    &found.src,
-                    &found.dst,
-                    found.proto,
-                    conntrack::decision_port(found),
-                );
+                let (src, dst, dport) = conntrack::original(key, entry);
+                let port = conntrack::decision_port(key.proto, dport);
+                let d = decide::decide(set, src, dst, key.proto, port);
                 if !d.allow && !monitored(&d, config) {
-                    conntrack::remove(found);
+                    conntrack::remove(key);
                     return deny(ctx, p, &d, config, now);
                 }
                 entry.generation = config.generation;
@@ -198,7 +189,7 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
         return deny(ctx, p, &d, config, now);
     }
     if conntrack::starts_tracking(p) {
-        conntrack::create(&s.key, &d, config.generation, now);
+        conntrack::create(&s.key, reversed, &d, config.generation, now);
     }
     xdp_action::XDP_PASS
 }
@@ -212,8 +203,10 @@ fn related(ctx: &XdpContext, s: &mut Scratch) -> bool {
     // The quoted packet's own tuple. A quoted ICMP message can only be part
     // of a tracked connection if it is an echo, so key it as one.
     let echo = if q.proto == IPPROTO_ICMPV6 { 128 } else { 8 };
-    s.key.set(&q.src, &q.dst, q.proto, q.sport, q.dport, echo);
-    conntrack::lookup(&s.key, &mut s.other).is_some()
+    let key = &mut s.quoted;
+    key.set(&q.src, &q.dst, q.proto, q.sport, q.dport, echo);
+    key.canonicalize();
+    conntrack::lookup(key, false).is_some()
 }
 
 #[inline(always)]

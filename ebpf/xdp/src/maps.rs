@@ -74,8 +74,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[repr(C)]
 pub struct Scratch {
     pub packet: Packet,
+    /// This packet's connection key.
     pub key: CtKey,
-    pub other: CtKey,
+    /// The key of the connection an ICMP error quotes.
+    pub quoted: CtKey,
     /// Parameters of the fast path's FIB lookup.
     pub fib: aya_ebpf::bindings::bpf_fib_lookup,
 }
