@@ -9,6 +9,7 @@
 //! - [`testrun`]: `BPF_PROG_TEST_RUN` on a loaded XDP program.
 //! - [`packet`]: crafted frames for test runs.
 //! - [`rawsock`]: raw `AF_PACKET` sockets to inject and capture frames in namespaces.
+//! - [`policygen`]: random policies and probes for the differential tests.
 //! - [`enforcer`]: the loaded program with a policy compiled from source, for verdict tests.
 
 pub mod agent;
@@ -16,6 +17,7 @@ pub mod enforcer;
 pub mod flows;
 pub mod netns;
 pub mod packet;
+pub mod policygen;
 pub mod privilege;
 pub mod rawsock;
 pub mod testrun;
