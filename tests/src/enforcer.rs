@@ -108,3 +108,56 @@ impl Enforcer {
         self.counter(index) - before
     }
 }
+
+/// Loads the program with `image` (and `CONFIG_*` `flags`) in the gateway
+/// namespace of `topology` and attaches it to every gateway interface.
+pub fn attach_to_gateway(
+    topology: &crate::netns::Topology,
+    image: PolicyImage,
+    flags: u32,
+) -> Program {
+    let ifaces = topology.gateway_ifaces();
+    topology
+        .gateway
+        .spawn(move || {
+            let mut program = Program::load()?;
+            programmer::load(program.ebpf_mut(), &image, flags)?;
+            for iface in &ifaces {
+                program.attach(iface)?;
+            }
+            Ok(program)
+        })
+        .join()
+        .expect("gateway thread")
+        .expect("loading and attaching the program on the gateway")
+}
+
+/// Readies the hosts of a veth topology to receive frames the fast path
+/// redirects: on veth (not on real NICs) a redirected frame is delivered only
+/// if the receiving end runs NAPI (here: an `XDP_PASS` program), and it loses
+/// the socket's "checksum still to be done" note (so senders compute full
+/// checksums: `ethtool -K eth0 tx off`). Keep the returned programs alive.
+pub fn ready_hosts_for_redirects(topology: &crate::netns::Topology) -> Vec<aya::Ebpf> {
+    topology
+        .hosts
+        .iter()
+        .map(|host| {
+            host.ns
+                .exec_ok("ethtool", &["-K", "eth0", "tx", "off"])
+                .expect("ethtool -K eth0 tx off");
+            host.ns
+                .spawn(|| {
+                    let mut ebpf = wardgate_agent::loader::load_baseline()?;
+                    let xdp: &mut aya::programs::Xdp = ebpf
+                        .program_mut(wardgate_agent::loader::BASELINE_NAME)
+                        .expect("the object has the baseline program")
+                        .try_into()?;
+                    xdp.attach("eth0", aya::programs::XdpMode::Driver)?;
+                    Ok(ebpf)
+                })
+                .join()
+                .expect("host thread")
+                .expect("attaching XDP_PASS on a host")
+        })
+        .collect()
+}

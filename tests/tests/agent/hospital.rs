@@ -7,6 +7,7 @@ use std::{net::IpAddr, time::Duration};
 
 use wardgate_tests::{
     agent::{Agent, PinDir, TempDir},
+    enforcer::ready_hosts_for_redirects,
     netns::{Netns, Topology},
     privilege, traffic,
 };
@@ -176,30 +177,8 @@ fn hospital_end_to_end_with_the_fast_path() {
 
 fn hospital_end_to_end(fast_path: bool) {
     let topo = hospital();
-    // On veth only: a redirected frame is delivered if the peer runs NAPI, and
-    // keeps no "checksum still to be done" note. Real NICs need neither.
-    let _host_programs: Vec<_> = if fast_path {
-        topo.hosts
-            .iter()
-            .map(|host| {
-                host.ns
-                    .exec_ok("ethtool", &["-K", "eth0", "tx", "off"])
-                    .unwrap();
-                host.ns
-                    .spawn(|| {
-                        let mut ebpf = wardgate_agent::loader::load_baseline()?;
-                        let xdp: &mut aya::programs::Xdp = ebpf
-                            .program_mut(wardgate_agent::loader::BASELINE_NAME)
-                            .unwrap()
-                            .try_into()?;
-                        xdp.attach("eth0", aya::programs::XdpMode::Driver)?;
-                        Ok(ebpf)
-                    })
-                    .join()
-                    .unwrap()
-                    .unwrap()
-            })
-            .collect()
+    let _host_programs = if fast_path {
+        ready_hosts_for_redirects(&topo)
     } else {
         Vec::new()
     };

@@ -2,10 +2,12 @@
 //! hands everything it cannot forward to the kernel stack, and decides
 //! exactly as without it (the differential test runs half its cases with it).
 
-use aya::programs::{Xdp, XdpMode};
-use wardgate_agent::{Program, loader, programmer};
 use wardgate_common::{CONFIG_FAST_PATH, counter};
-use wardgate_tests::{enforcer::image, netns::Topology, privilege, traffic};
+use wardgate_tests::{
+    enforcer::{attach_to_gateway, image, ready_hosts_for_redirects},
+    netns::Topology,
+    privilege, traffic,
+};
 
 const POLICY: &str = r#"
 service https = tcp/443
@@ -40,46 +42,8 @@ fn fast_path_forwards_allowed_traffic_with_ttl_and_checksum_right() {
         .host("servers", &["10.72.2.10/24", "2001:db8:72:2::10/64"])
         .build()
         .unwrap();
-    let image = image(POLICY);
-    let ifaces = topo.gateway_ifaces();
-    let gateway = topo
-        .gateway
-        .spawn(move || {
-            let mut program = Program::load()?;
-            programmer::load(program.ebpf_mut(), &image, CONFIG_FAST_PATH)?;
-            for iface in &ifaces {
-                program.attach(iface)?;
-            }
-            Ok(program)
-        })
-        .join()
-        .unwrap()
-        .unwrap();
-    // A redirect into a veth is delivered only if the peer runs NAPI: give
-    // each host's end an XDP_PASS program (real NICs need nothing of the kind).
-    let mut host_programs = Vec::new();
-    for host in &topo.hosts {
-        // Sockets on a veth leave TCP/UDP checksums to "hardware"; a frame
-        // redirected in XDP loses that note. Real NICs deliver full checksums.
-        host.ns
-            .exec_ok("ethtool", &["-K", "eth0", "tx", "off"])
-            .unwrap();
-        host_programs.push(
-            host.ns
-                .spawn(|| {
-                    let mut ebpf = loader::load_baseline()?;
-                    let xdp: &mut Xdp = ebpf
-                        .program_mut(loader::BASELINE_NAME)
-                        .unwrap()
-                        .try_into()?;
-                    xdp.attach("eth0", XdpMode::Driver)?;
-                    Ok(ebpf)
-                })
-                .join()
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    let gateway = attach_to_gateway(&topo, image(POLICY), CONFIG_FAST_PATH);
+    let host_programs = ready_hosts_for_redirects(&topo);
     let (clinic, servers) = (topo.host("clinic"), topo.host("servers"));
     for v6 in [false, true] {
         let server = servers.addr(v6).to_string();

@@ -2,9 +2,12 @@
 //! allowed TCP connects, denied does not, UDP replies come back, ping follows
 //! the `icmp/echo-request` rules, and the same holds over IPv6.
 
-use wardgate_agent::{Program, programmer};
 use wardgate_common::counter;
-use wardgate_tests::{enforcer::image, netns::Topology, privilege, traffic};
+use wardgate_tests::{
+    enforcer::{attach_to_gateway, image},
+    netns::Topology,
+    privilege, traffic,
+};
 
 const POLICY: &str = r#"
 service https = tcp/443
@@ -31,21 +34,7 @@ fn gateway_enforces_a_three_zone_policy_on_real_traffic() {
         .host("guest", &["10.71.3.10/24", "2001:db8:71:3::10/64"])
         .build()
         .unwrap();
-    let image = image(POLICY);
-    let ifaces = topo.gateway_ifaces();
-    let program = topo
-        .gateway
-        .spawn(move || {
-            let mut program = Program::load()?;
-            programmer::load(program.ebpf_mut(), &image, 0)?;
-            for iface in &ifaces {
-                program.attach(iface)?;
-            }
-            Ok(program)
-        })
-        .join()
-        .unwrap()
-        .unwrap();
+    let program = attach_to_gateway(&topo, image(POLICY), 0);
     let (clinic, servers, guest) = (
         topo.host("clinic"),
         topo.host("servers"),
