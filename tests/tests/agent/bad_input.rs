@@ -9,7 +9,7 @@ use wardgate_tests::{
     enforcer, privilege, traffic,
 };
 
-use crate::{TWO_ZONES, two_hosts, xdp_attached};
+use crate::{Started, TWO_ZONES, start_on_two_hosts, two_hosts, xdp_attached};
 
 /// An image of `TWO_ZONES` whose body has one byte changed.
 fn corrupt_image() -> Vec<u8> {
@@ -133,16 +133,15 @@ fn bad_reloads_and_requests_change_nothing() {
     if !privilege::kernel_tests_can_run("bad_reloads_and_requests_change_nothing") {
         return;
     }
-    let topo = two_hosts();
-    let dir = TempDir::new();
-    let pins = PinDir::new();
-    let policy = dir.write("policy.img", enforcer::image(TWO_ZONES).to_bytes());
-    let agent = Agent::start(
-        &topo.gateway,
-        &dir,
-        &pins,
-        &policy,
-        &["gw0", "gw1"],
+    let Started {
+        topo,
+        dir,
+        pins: _pins,
+        policy: _,
+        agent,
+    } = start_on_two_hosts(
+        "policy.img",
+        enforcer::image(TWO_ZONES).to_bytes(),
         &["--no-watch"],
     );
     let before = agent.status();

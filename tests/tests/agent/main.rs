@@ -17,7 +17,10 @@ mod restart;
 
 use std::path::PathBuf;
 
-use wardgate_tests::netns::Topology;
+use wardgate_tests::{
+    agent::{Agent, PinDir, TempDir},
+    netns::Topology,
+};
 
 /// Two zones and the services the focused tests use.
 pub const TWO_ZONES: &str = r#"
@@ -33,6 +36,35 @@ pub fn two_hosts() -> Topology {
         .host("server", &["10.2.0.10/24", "2001:db8:2::10/64"])
         .build()
         .expect("building the topology")
+}
+
+/// An agent on [`two_hosts`] enforcing `contents` (written to `file` in its
+/// own directory) on `gw0` and `gw1`, started with `extra` arguments.
+///
+/// The fields drop in declaration order (the agent first, the namespaces
+/// last); destructure them as `Started { topo, dir, pins, policy, agent }`
+/// to keep that order, binding every field that must outlive the statement.
+pub struct Started {
+    pub agent: Agent,
+    pub policy: PathBuf,
+    pub pins: PinDir,
+    pub dir: TempDir,
+    pub topo: Topology,
+}
+
+pub fn start_on_two_hosts(file: &str, contents: impl AsRef<[u8]>, extra: &[&str]) -> Started {
+    let topo = two_hosts();
+    let dir = TempDir::new();
+    let pins = PinDir::new();
+    let policy = dir.write(file, contents);
+    let agent = Agent::start(&topo.gateway, &dir, &pins, &policy, &["gw0", "gw1"], extra);
+    Started {
+        agent,
+        policy,
+        pins,
+        dir,
+        topo,
+    }
 }
 
 /// A file of the repository.

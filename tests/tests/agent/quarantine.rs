@@ -3,24 +3,22 @@
 
 use std::time::Duration;
 
-use wardgate_tests::{
-    agent::{Agent, PinDir, TempDir},
-    flows::EchoSession,
-    privilege, traffic,
-};
+use wardgate_tests::{flows::EchoSession, privilege, traffic};
 
-use crate::{TWO_ZONES, two_hosts};
+use crate::{Started, TWO_ZONES, start_on_two_hosts};
 
 #[test]
 fn quarantine_cuts_established_and_new_connections() {
     if !privilege::kernel_tests_can_run("quarantine_cuts_established_and_new_connections") {
         return;
     }
-    let topo = two_hosts();
-    let dir = TempDir::new();
-    let pins = PinDir::new();
-    let policy = dir.write("policy.ward", TWO_ZONES);
-    let agent = Agent::start(&topo.gateway, &dir, &pins, &policy, &["gw0", "gw1"], &[]);
+    let Started {
+        topo,
+        dir: _dir,
+        pins: _pins,
+        policy: _,
+        agent,
+    } = start_on_two_hosts("policy.ward", TWO_ZONES, &[]);
     let (client, server) = (topo.host("client"), topo.host("server"));
     let mut session = EchoSession::open(&client.ns, &server.ns, server.v4(), 7000).unwrap();
     session.exchange(traffic::ALLOWED).unwrap();

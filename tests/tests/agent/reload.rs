@@ -6,13 +6,9 @@
 use std::time::{Duration, Instant};
 
 use wardgate_agent::control::Request;
-use wardgate_tests::{
-    agent::{Agent, PinDir, TempDir},
-    flows::UdpStream,
-    privilege, traffic,
-};
+use wardgate_tests::{agent::Agent, flows::UdpStream, privilege, traffic};
 
-use crate::{TWO_ZONES, metric, two_hosts};
+use crate::{Started, TWO_ZONES, metric, start_on_two_hosts};
 
 const POLICY_A: &str = r#"
 zone clients { networks 10.1.0.0/24, 2001:db8:1::/64 }
@@ -34,18 +30,13 @@ fn reload_under_load_is_hitless_and_immediate() {
     if !privilege::kernel_tests_can_run("reload_under_load_is_hitless_and_immediate") {
         return;
     }
-    let topo = two_hosts();
-    let dir = TempDir::new();
-    let pins = PinDir::new();
-    let policy = dir.write("policy.ward", POLICY_A);
-    let agent = Agent::start(
-        &topo.gateway,
-        &dir,
-        &pins,
-        &policy,
-        &["gw0", "gw1"],
-        &["--no-watch"],
-    );
+    let Started {
+        topo,
+        dir,
+        pins: _pins,
+        policy: _,
+        agent,
+    } = start_on_two_hosts("policy.ward", POLICY_A, &["--no-watch"]);
     let (client, server) = (topo.host("client"), topo.host("server"));
     let interval = Duration::from_micros(500);
     let kept = UdpStream::start(&client.ns, &server.ns, server.v4(), 5000, interval).unwrap();
@@ -158,11 +149,13 @@ fn watched_file_reloads_and_a_broken_edit_changes_nothing() {
     if !privilege::kernel_tests_can_run("watched_file_reloads_and_a_broken_edit_changes_nothing") {
         return;
     }
-    let topo = two_hosts();
-    let dir = TempDir::new();
-    let pins = PinDir::new();
-    let policy = dir.write("policy.ward", TWO_ZONES);
-    let agent = Agent::start(&topo.gateway, &dir, &pins, &policy, &["gw0", "gw1"], &[]);
+    let Started {
+        topo,
+        dir,
+        pins: _pins,
+        policy: _,
+        agent,
+    } = start_on_two_hosts("policy.ward", TWO_ZONES, &[]);
     let (client, server) = (topo.host("client"), topo.host("server"));
     let status = agent.status();
     let (hash, generation) = (

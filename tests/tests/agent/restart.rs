@@ -6,24 +6,26 @@
 use std::time::Duration;
 
 use wardgate_tests::{
-    agent::{Agent, PinDir, TempDir},
+    agent::Agent,
     flows::{EchoSession, UdpStream},
     privilege, traffic,
 };
 
-use crate::{TWO_ZONES, two_hosts, xdp_attached};
+use crate::{Started, TWO_ZONES, start_on_two_hosts, xdp_attached};
 
 #[test]
 fn kill_9_keeps_enforcing_and_a_new_agent_adopts() {
     if !privilege::kernel_tests_can_run("kill_9_keeps_enforcing_and_a_new_agent_adopts") {
         return;
     }
-    let topo = two_hosts();
-    let dir = TempDir::new();
-    let pins = PinDir::new();
-    let policy = dir.write("policy.ward", TWO_ZONES);
+    let Started {
+        topo,
+        dir,
+        pins,
+        policy,
+        agent,
+    } = start_on_two_hosts("policy.ward", TWO_ZONES, &[]);
     let (client, server) = (topo.host("client"), topo.host("server"));
-    let agent = Agent::start(&topo.gateway, &dir, &pins, &policy, &["gw0", "gw1"], &[]);
 
     let mut session = EchoSession::open(&client.ns, &server.ns, server.v4(), 7000).unwrap();
     session.exchange(traffic::ALLOWED).unwrap();
@@ -108,11 +110,13 @@ fn detach_through_the_running_agent() {
     if !privilege::kernel_tests_can_run("detach_through_the_running_agent") {
         return;
     }
-    let topo = two_hosts();
-    let dir = TempDir::new();
-    let pins = PinDir::new();
-    let policy = dir.write("policy.ward", TWO_ZONES);
-    let agent = Agent::start(&topo.gateway, &dir, &pins, &policy, &["gw0", "gw1"], &[]);
+    let Started {
+        topo,
+        dir: _dir,
+        pins,
+        policy: _,
+        agent,
+    } = start_on_two_hosts("policy.ward", TWO_ZONES, &[]);
     let out = agent.cli(&["detach"]);
     assert!(out.status.success(), "{out:?}");
     let exit = agent.wait_exit(Duration::from_secs(10));
