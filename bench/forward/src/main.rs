@@ -30,7 +30,7 @@ use aya::{
 use wardgate_agent::{loader::Program, programmer};
 use wardgate_common::CONFIG_FAST_PATH;
 use wardgate_compiler::{Options, PolicyImage, nft};
-use wardgate_tests::netns::{Netns, ip};
+use wardgate_tests::netns::{Netns, Topology};
 
 static GEN_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wardgate-bench-gen-xdp"));
@@ -177,9 +177,8 @@ fn frame(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<u8> {
 }
 
 struct Bench {
-    sender: Netns,
-    gateway: Netns,
-    receiver: Netns,
+    /// Hosts `snd` and `rcv` around the gateway, linked as `gw0` and `gw1`.
+    topology: Topology,
     gen_obj: Ebpf,
     wardgate: Program,
     frame: Vec<u8>,
@@ -189,33 +188,16 @@ struct Bench {
 
 impl Bench {
     fn new() -> anyhow::Result<Self> {
-        let sender = Netns::new("bench-snd")?;
-        let gateway = Netns::new("bench-gw")?;
-        let receiver = Netns::new("bench-rcv")?;
-        for (ns, peer) in [(&sender, "gw0"), (&receiver, "gw1")] {
-            ip(&[
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                ns.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                peer,
-                "netns",
-                gateway.name(),
-            ])?;
-            ns.ip(&["link", "set", "eth0", "up"])?;
-            gateway.ip(&["link", "set", peer, "up"])?;
-        }
-        gateway.sysctl("net/ipv4/ip_forward", "1")?;
-        sender.ip(&["addr", "add", "10.200.0.2/24", "dev", "eth0"])?;
-        receiver.ip(&["addr", "add", "10.201.0.2/24", "dev", "eth0"])?;
-        gateway.ip(&["addr", "add", "10.200.0.1/24", "dev", "gw0"])?;
-        gateway.ip(&["addr", "add", "10.201.0.1/24", "dev", "gw1"])?;
-        let rcv_mac = mac(&receiver, "eth0")?;
+        let topology = Topology::builder()
+            .host("snd", &["10.200.0.2/24"])
+            .host("rcv", &["10.201.0.2/24"])
+            .build()?;
+        let (sender, gateway, receiver) = (
+            &topology.host("snd").ns,
+            &topology.gateway,
+            &topology.host("rcv").ns,
+        );
+        let rcv_mac = mac(receiver, "eth0")?;
         let rcv_mac = rcv_mac
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -232,7 +214,7 @@ impl Bench {
             "nud",
             "permanent",
         ])?;
-        let frame = frame(mac(&gateway, "gw0")?, mac(&sender, "eth0")?);
+        let frame = frame(mac(gateway, "gw0")?, mac(sender, "eth0")?);
         let sender_ifindex = sender.ifindex("eth0")?;
 
         let mut gen_obj = Ebpf::load(GEN_OBJECT).context("loading the generator object")?;
@@ -250,7 +232,7 @@ impl Bench {
         Array::<_, u32>::try_from(gen_obj.map_mut("GEN_FLOWS").context("flows map")?)?
             .set(0, FLOWS, 0)?;
         {
-            let _in = InNetns::enter(&receiver)?;
+            let _in = InNetns::enter(receiver)?;
             xdp(&mut gen_obj, "sink")
                 .attach("eth0", XdpMode::Driver)
                 .context("attaching the sink")?;
@@ -258,9 +240,7 @@ impl Bench {
         let wardgate = Program::load().context("loading the wardgate XDP program")?;
         let ruleset_path = std::env::temp_dir().join(format!("{}.nft", gateway.name()));
         Ok(Self {
-            sender,
-            gateway,
-            receiver,
+            topology,
             gen_obj,
             wardgate,
             frame,
@@ -281,7 +261,7 @@ impl Bench {
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
         ctx[4..8].copy_from_slice(&u32::try_from(self.frame.len())?.to_ne_bytes());
         ctx[12..16].copy_from_slice(&self.sender_ifindex.to_ne_bytes());
-        let _in = InNetns::enter(&self.sender)?;
+        let _in = InNetns::enter(&self.topology.host("snd").ns)?;
         let before = self.sink_count()?;
         let start = Instant::now();
         while start.elapsed() < MEASURE {
@@ -310,19 +290,20 @@ impl Bench {
                     let image = image.context("nftables needs a policy")?;
                     std::fs::write(&self.ruleset_path, nft::render(image))?;
                     let path = self.ruleset_path.to_str().context("temp path")?.to_owned();
-                    self.gateway.exec_ok("nft", &["-f", &path])?;
+                    self.topology.gateway.exec_ok("nft", &["-f", &path])?;
                 }
                 let link = {
-                    let _in = InNetns::enter(&self.gateway)?;
+                    let _in = InNetns::enter(&self.topology.gateway)?;
                     xdp(&mut self.gen_obj, "pass").attach("gw0", XdpMode::Driver)?
                 };
                 let pps = self.measure();
                 {
-                    let _in = InNetns::enter(&self.gateway)?;
+                    let _in = InNetns::enter(&self.topology.gateway)?;
                     xdp(&mut self.gen_obj, "pass").detach(link)?;
                 }
                 if enforcer == Enforcer::Nftables {
-                    self.gateway
+                    self.topology
+                        .gateway
                         .exec_ok("nft", &["delete", "table", "inet", nft::TABLE])?;
                 }
                 pps
@@ -336,14 +317,14 @@ impl Bench {
                 };
                 programmer::load(self.wardgate.ebpf_mut(), image, flags)?;
                 let links: Vec<XdpLinkId> = {
-                    let _in = InNetns::enter(&self.gateway)?;
+                    let _in = InNetns::enter(&self.topology.gateway)?;
                     ["gw0", "gw1"]
                         .iter()
                         .map(|i| self.wardgate.attach(i).map(|a| a.link))
                         .collect::<Result<_, _>>()?
                 };
                 let pps = self.measure();
-                let _in = InNetns::enter(&self.gateway)?;
+                let _in = InNetns::enter(&self.topology.gateway)?;
                 for link in links {
                     self.wardgate.xdp().detach(link)?;
                 }
@@ -356,8 +337,7 @@ impl Bench {
 impl Drop for Bench {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.ruleset_path);
-        // The namespaces (and every attachment in them) go with their Netns.
-        let _ = (&self.receiver, &self.sender);
+        // The namespaces (and every attachment in them) go with the topology.
     }
 }
 
