@@ -19,17 +19,6 @@ pub fn entries(ebpf: &mut Ebpf) -> anyhow::Result<Vec<(CtKey, CtEntry)>> {
     Ok(table(ebpf)?.iter().collect::<Result<_, _>>()?)
 }
 
-/// Forgets every tracked connection; their next packets are decided anew.
-pub fn flush(ebpf: &mut Ebpf) -> anyhow::Result<usize> {
-    let mut table = table(ebpf)?;
-    let keys: Vec<CtKey> = table.keys().collect::<Result<_, _>>()?;
-    for key in &keys {
-        // An entry may idle out (LRU) between listing and removal.
-        let _ = table.remove(key);
-    }
-    Ok(keys.len())
-}
-
 /// Forgets one tracked connection (by the key of its first packet).
 /// Returns false if it was not tracked.
 pub fn forget(ebpf: &mut Ebpf, key: &CtKey) -> anyhow::Result<bool> {

@@ -91,12 +91,7 @@ impl Enforcer {
         quarantine::remove(self.program.ebpf_mut(), addr).expect("quarantine remove");
     }
 
-    /// Forgets every tracked connection.
-    pub fn forget_connections(&mut self) {
-        wardgate_agent::conntrack::flush(self.program.ebpf_mut()).expect("flushing conntrack");
-    }
-
-    /// Forgets the connection `key` (cheaper than a flush, which walks every bucket).
+    /// Forgets the connection `key` (one delete; listing the table would walk every bucket).
     pub fn forget(&mut self, key: &wardgate_common::CtKey) {
         wardgate_agent::conntrack::forget(self.program.ebpf_mut(), key).expect("conntrack delete");
     }

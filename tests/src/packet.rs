@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use etherparse::{PacketBuilder, PacketBuilderStep, TransportHeader};
+use etherparse::{PacketBuilder, PacketBuilderStep};
 
 pub const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 pub const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
@@ -111,13 +111,6 @@ pub fn with_vlan(frame: &[u8], vid: u16, outer: bool) -> Vec<u8> {
     out.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
     out.extend_from_slice(&frame[12..]);
     out
-}
-
-/// The transport header etherparse reads back from `frame`, for test assertions.
-pub fn transport(frame: &[u8]) -> Option<TransportHeader> {
-    etherparse::PacketHeaders::from_ethernet_slice(frame)
-        .ok()?
-        .transport
 }
 
 /// Offset of the IP header in a frame without VLAN tags.
