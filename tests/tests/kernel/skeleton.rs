@@ -1,5 +1,6 @@
-//! The XDP program loads, passes the verifier, passes every kind of packet
-//! and counts it; attached on a gateway, real TCP still flows.
+//! The XDP program loads and passes the verifier; with no policy loaded yet
+//! it passes every kind of packet and counts it, and attached on a gateway
+//! real TCP still flows.
 
 use std::net::IpAddr;
 
