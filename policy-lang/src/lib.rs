@@ -36,6 +36,6 @@ pub mod parser;
 pub mod render;
 pub mod span;
 
-pub use diagnostic::{CodeInfo, Diagnostic, Severity};
+pub use diagnostic::{CodeInfo, Diagnostic, Severity, Suppression};
 pub use load::{Loaded, load, load_with, parse_str};
 pub use span::{FileId, LineCol, SourceMap, Span};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use wardgate_lang::date::Date;
 use wardgate_lang::render::{self, Format};
-use wardgate_lang::{Diagnostic, Loaded, Severity};
+use wardgate_lang::{Diagnostic, Loaded};
 
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, all_codes, exit, io_reason, parse_date};
 
@@ -27,6 +27,8 @@ pub struct Args {
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum FormatArg {
     Human,
+    /// One line per diagnostic: `file:line:col: severity[CODE] message`.
+    Concise,
     Json,
     Sarif,
     Github,
@@ -36,6 +38,7 @@ impl From<FormatArg> for Format {
     fn from(f: FormatArg) -> Self {
         match f {
             FormatArg::Human => Format::Human,
+            FormatArg::Concise => Format::Concise,
             FormatArg::Json => Format::Json,
             FormatArg::Sarif => Format::Sarif,
             FormatArg::Github => Format::Github,
@@ -65,14 +68,9 @@ pub fn run(args: &Args) -> ExitCode {
         "{}",
         render::render(format, &diagnostics, &loaded.sources, &all_codes())
     );
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .count();
+    // Findings acknowledged by a suppression comment count as neither.
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.iter().filter(|d| d.is_warning()).count();
     if format == Format::Human {
         println!(
             "{}",
