@@ -37,5 +37,8 @@ pub mod render;
 pub mod span;
 
 pub use diagnostic::{CodeInfo, Diagnostic, Severity, Suppression};
-pub use load::{Loaded, load, load_with, parse_str};
+pub use load::{
+    LoadOptions, Loaded, MAX_FILE_BYTES, MAX_INCLUDE_DEPTH, load, load_with, load_with_options,
+    parse_str, read_file,
+};
 pub use span::{FileId, LineCol, SourceMap, Span};

@@ -470,7 +470,21 @@ impl<'a> Parser<'a> {
             };
         let positives: Vec<Rule> = match &e.variant {
             ErrorVariant::ParsingError { positives, .. } => positives.clone(),
-            ErrorVariant::CustomError { .. } => Vec::new(),
+            ErrorVariant::CustomError { message } => {
+                // pest's own limits (its stack guard, a call limit): not a
+                // mistake in the text, so say so rather than guess one.
+                let (start, end) = token_at(self.text, at);
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        &codes::SYNTAX_ERROR,
+                        Span::new(self.file, start, end),
+                        format!("this statement is too large to parse ({message})"),
+                    )
+                    .with_primary_label("parsing stopped here")
+                    .with_help("split the statement into smaller ones"),
+                );
+                return;
+            }
         };
         let mut expected: Vec<&str> = Vec::new();
         for r in &positives {

@@ -22,6 +22,10 @@ pub struct Args {
     /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
     #[arg(long, value_parser = parse_date, value_name = "DATE")]
     pub today: Option<Date>,
+    /// A directory outside the root policy's directory that `include` and
+    /// `inventory` may read from (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub allow_outside: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -47,7 +51,10 @@ impl From<FormatArg> for Format {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let loaded = match wardgate_lang::load(&args.file) {
+    let options = wardgate_lang::LoadOptions {
+        allow_outside: args.allow_outside.clone(),
+    };
+    let loaded = match wardgate_lang::load_with_options(&args.file, &options) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!(
