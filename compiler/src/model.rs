@@ -110,6 +110,10 @@ pub struct Zone {
     pub origin: Option<Origin>,
     /// Inventory devices put addresses into this zone.
     pub has_inventory: bool,
+    /// Networks and hosts written for this zone, counting those refused
+    /// with an error (a prefix another zone declares first): an empty
+    /// `prefixes` is then that error's consequence, not an empty zone.
+    pub declared_addresses: usize,
 }
 
 impl Zone {

@@ -7,7 +7,7 @@
 //! adds its own errors: the same prefix in two zones, IPv6 prefixes in the
 //! IPv4-mapped block.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use wardgate_lang::Diagnostic;
 use wardgate_lang::ast::{self, Selector};
@@ -73,6 +73,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
         });
         zone.description = z.description().map(str::to_owned);
         zone.has_inventory = z.hosts().any(|h| h.device.is_some());
+        zone.declared_addresses = z.prefixes().count();
         let id = u32::try_from(out.zones.len()).expect("zone count fits u32");
         for p in z.prefixes() {
             if is_v4_mapped_v6(&p.node) {
@@ -156,11 +157,14 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
 
     // Services.
     let mut service_index: HashMap<&str, usize> = HashMap::new();
+    // The first definition of each service, in `out.services` order.
+    let mut defs: Vec<&ast::Service> = Vec::new();
     for s in &policy.services {
         if service_index.contains_key(s.name.as_str()) {
             continue;
         }
         service_index.insert(s.name.as_str(), out.services.len());
+        defs.push(&s.node);
         out.services.push(ServiceDef {
             name: s.name.node.clone(),
             origin: origin(sources, s.name.span),
@@ -177,23 +181,57 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             }
         }
     }
+    // Services that cannot be expanded: on a cycle, or naming (directly or
+    // through others) one that is, or an undefined one; the language crate
+    // reports those. One iterative post-order walk over all definitions, so
+    // a chain of 10,000 services costs neither stack nor quadratic time.
+    let named = |i: usize| {
+        defs[i].atoms.iter().filter_map(|a| match &a.node {
+            ast::ServiceAtom::Named(n) => Some(service_index.get(n.as_str()).copied()),
+            _ => None,
+        })
+    };
+    let mut state = vec![0u8; defs.len()]; // 0 new, 1 on the path, 2 done
+    let mut bad = vec![false; defs.len()];
+    for start in 0..defs.len() {
+        let mut stack = vec![(start, false)];
+        while let Some((i, children_done)) = stack.pop() {
+            if children_done {
+                bad[i] = named(i).any(|j| j.is_none_or(|j| state[j] != 2 || bad[j]));
+                state[i] = 2;
+            } else if state[i] == 0 {
+                state[i] = 1;
+                stack.push((i, true));
+                stack.extend(
+                    named(i)
+                        .flatten()
+                        .filter(|&j| state[j] == 0)
+                        .map(|j| (j, false)),
+                );
+            }
+        }
+    }
     let expand =
         |atoms: &[ast::Node<ast::ServiceAtom>], uses: &mut Vec<u32>| -> Option<Vec<ServiceAtom>> {
             let mut out_atoms = Vec::new();
-            let mut stack: Vec<(&ast::ServiceAtom, usize)> =
-                atoms.iter().map(|a| (&a.node, 0)).collect();
-            while let Some((a, depth)) = stack.pop() {
-                if depth > 32 {
-                    return None; // a service cycle: the language's error
+            let mut seen: HashSet<usize> = HashSet::new();
+            let mut stack: Vec<&ast::ServiceAtom> = Vec::new();
+            for a in atoms {
+                if let ast::ServiceAtom::Named(n) = &a.node {
+                    uses[*service_index.get(n.as_str())?] += 1;
                 }
+                stack.push(&a.node);
+            }
+            while let Some(a) = stack.pop() {
                 match a {
                     ast::ServiceAtom::Named(n) => {
                         let i = *service_index.get(n.as_str())?;
-                        if depth == 0 {
-                            uses[i] += 1;
+                        if bad[i] {
+                            return None; // the language's error
                         }
-                        let def = policy.services.iter().find(|s| s.name.node == n.node)?;
-                        stack.extend(def.atoms.iter().map(|x| (&x.node, depth + 1)));
+                        if seen.insert(i) {
+                            stack.extend(defs[i].atoms.iter().map(|x| &x.node));
+                        }
                     }
                     ast::ServiceAtom::Tcp(r) => out_atoms.push(ports(6, *r)),
                     ast::ServiceAtom::Udp(r) => out_atoms.push(ports(17, *r)),

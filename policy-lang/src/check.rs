@@ -91,8 +91,7 @@ pub fn check_policy(policy: &Policy, references: bool) -> Vec<Diagnostic> {
     // definition where it is first entered.
     let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
     for s in &policy.services {
-        let mut stack = Vec::new();
-        visit_service(s.name.as_str(), &services, &mut state, &mut stack, &mut out);
+        visit_service(s.name.as_str(), &services, &mut state, &mut out);
     }
     out
 }
@@ -188,44 +187,72 @@ fn check_references(
     }
 }
 
+/// Depth-first search from one service over the services it names, with
+/// an explicit stack (a chain of 10,000 definitions must not exhaust the
+/// native stack). `state`: 1 = on the current path, 2 = done.
 fn visit_service<'p>(
-    name: &'p str,
+    root: &'p str,
     services: &HashMap<&'p str, &'p Node<crate::ast::Service>>,
     state: &mut HashMap<&'p str, u8>,
-    stack: &mut Vec<(&'p str, Span)>,
     out: &mut Vec<Diagnostic>,
 ) {
-    let Some(def) = services.get(name) else {
+    let Some(&def) = services.get(root) else {
         return;
     };
-    match state.get(name) {
-        Some(2) => return,
-        Some(1) => {
-            let at = stack.iter().position(|(n, _)| *n == name).unwrap_or(0);
-            let cycle: Vec<&str> = stack[at..].iter().map(|(n, _)| *n).chain([name]).collect();
-            let (_, use_span) = stack[stack.len() - 1];
-            let mut d = Diagnostic::new(
-                &codes::SERVICE_CYCLE,
-                use_span,
-                format!("service `{name}` is defined in terms of itself"),
-            )
-            .with_primary_label(format!("`{}`", cycle.join("` -> `")))
-            .with_help("break the circle: list the ports in one of the services");
-            if def.name.span != use_span {
-                d = d.with_label(def.name.span, "defined here");
+    if state.contains_key(root) {
+        return;
+    }
+    state.insert(root, 1);
+    // The services being visited with the next atom to look at, and the
+    // uses that led from each to the next (`path[i]` is in `frames[i]`).
+    let mut frames: Vec<(&'p str, &'p Node<crate::ast::Service>, usize)> = vec![(root, def, 0)];
+    let mut path: Vec<(&'p str, Span)> = Vec::new();
+    while let Some(top) = frames.last_mut() {
+        let (name, def) = (top.0, top.1);
+        let Some(atom) = def.atoms.get(top.2) else {
+            state.insert(name, 2);
+            frames.pop();
+            path.pop();
+            continue;
+        };
+        top.2 += 1;
+        let ServiceAtom::Named(next) = &atom.node else {
+            continue;
+        };
+        let Some(&next_def) = services.get(next.as_str()) else {
+            continue;
+        };
+        match state.get(next.as_str()) {
+            Some(2) => {}
+            Some(_) => {
+                path.push((name, next.span));
+                out.push(cycle(next.as_str(), next_def, &path));
+                path.pop();
             }
-            out.push(d);
-            return;
-        }
-        _ => {}
-    }
-    state.insert(name, 1);
-    for atom in &def.atoms {
-        if let ServiceAtom::Named(next) = &atom.node {
-            stack.push((name, next.span));
-            visit_service(next.as_str(), services, state, stack, out);
-            stack.pop();
+            None => {
+                path.push((name, next.span));
+                state.insert(next.as_str(), 1);
+                frames.push((next.as_str(), next_def, 0));
+            }
         }
     }
-    state.insert(name, 2);
+}
+
+/// The diagnostic for a use of `name` (the last of `path`) that closes a
+/// cycle.
+fn cycle(name: &str, def: &Node<crate::ast::Service>, path: &[(&str, Span)]) -> Diagnostic {
+    let at = path.iter().position(|(n, _)| *n == name).unwrap_or(0);
+    let names: Vec<&str> = path[at..].iter().map(|(n, _)| *n).chain([name]).collect();
+    let (_, use_span) = path[path.len() - 1];
+    let mut d = Diagnostic::new(
+        &codes::SERVICE_CYCLE,
+        use_span,
+        format!("service `{name}` is defined in terms of itself"),
+    )
+    .with_primary_label(format!("`{}`", names.join("` -> `")))
+    .with_help("break the circle: list the ports in one of the services");
+    if def.name.span != use_span {
+        d = d.with_label(def.name.span, "defined here");
+    }
+    d
 }

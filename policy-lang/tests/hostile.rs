@@ -399,3 +399,45 @@ fn issue10_files_outside_the_policy_or_not_policies_are_never_read() {
         loaded.diagnostics
     );
 }
+
+// ---------------------------------------------------------------------------
+// Deep definitions
+// ---------------------------------------------------------------------------
+
+/// `service s0 = s1`, ..., `service s{n-1} = {last}`.
+fn service_chain(n: usize, last: &str) -> String {
+    let mut s = String::from("zone a { hosts 10.0.0.1 }\nzone b { hosts 10.0.0.2 }\n");
+    for i in 0..n - 1 {
+        let _ = writeln!(s, "service s{i} = s{}", i + 1);
+    }
+    let _ = writeln!(s, "service s{} = {last}\nallow a -> b : s0", n - 1);
+    s
+}
+
+/// Runs `f` on a thread with a small stack, as deep recursion would fail.
+fn small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .expect("no stack overflow")
+}
+
+/// Issue 10 item 1: a chain of 10,000 services overflowed the stack in
+/// `check` (the service-cycle search was recursive).
+#[test]
+fn issue10_service_chain_10000_deep() {
+    let text = service_chain(10_000, "tcp/22");
+    let loaded = small_stack(move || parse_str("chain.ward", &text));
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    // A cycle at the end of the chain is still found, once.
+    let text = service_chain(10_000, "s0");
+    let loaded = small_stack(move || parse_str("cycle.ward", &text));
+    assert_eq!(codes_of(&loaded), ["WG214"], "{:#?}", loaded.diagnostics);
+    assert!(
+        loaded.diagnostics[0]
+            .message
+            .contains("is defined in terms of itself")
+    );
+}
