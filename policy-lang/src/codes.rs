@@ -174,6 +174,11 @@ codes! {
         explanation: "`include` reads policy files, whose names end in `.ward`; `inventory` reads YAML device lists, whose names end in `.yaml` or `.yml`. Any other file is refused before it is read, so its content never appears in a diagnostic.",
         example: "include \"/etc/passwd\"\n",
     }
+    INVALID_SUPPRESSION = "WG225" "invalid-suppression" Warning {
+        summary: "a suppression comment is malformed, gives no reason, or names an unknown or error code",
+        explanation: "`# wardgate: allow(CODE) \"reason\"` acknowledges a warning on the next statement (or, at the end of a line, on that line). It must give a reason and name known warning or note codes; errors cannot be suppressed. A suppression with a problem acknowledges nothing.",
+        example: "# wardgate: allow(WG502)\nzone a { hosts 10.0.0.1 }\n",
+    }
 }
 
 /// Looks a code up by its code (`WG206`) or its name (`host-bits-set`).
@@ -197,7 +202,10 @@ pub fn render_markdown(codes: &[&CodeInfo]) -> String {
         "Codes are never reused. WG1xx: syntax; WG2xx: names, values, includes and inventory; ",
     );
     out.push_str("WG3xx: resolution; WG4xx: requirements; WG5xx: lints.\n\n");
-    out.push_str("Output formats: `--format human` (default), `json`, `sarif` (SARIF 2.1.0) and `github` (workflow annotations); see [the JSON format](#json-output) below.\n\n");
+    out.push_str("Output formats: `--format human` (default), `concise` (one line each: `file:line:col: severity[CODE] message`), `json`, `sarif` (SARIF 2.1.0; each rule's `helpUri` points to its section below) and `github` (workflow annotations); see [the JSON format](#json-output) below. ");
+    out.push_str("Human and `github` output show the first 100 diagnostics and then one line counting the rest; `concise`, `json` and `sarif` list them all. ");
+    out.push_str("Lines and columns are 1-based and count characters in every format. Control characters in a policy are shown as visible pictures (`␛`), never sent to the terminal.\n\n");
+    out.push_str("A warning can be acknowledged in the policy with a reason, `# wardgate: allow(WG502) \"vendor window, ticket 123\"` (see [Suppressing a finding](language.md#suppressing-a-finding)); it then counts for neither `--deny-warnings` nor the summary, is left out of human, concise and github output, and is listed in JSON (`suppressed`) and SARIF (`suppressions`).\n\n");
     out.push_str("| code | name | severity | summary |\n|---|---|---|---|\n");
     for c in codes {
         let _ = writeln!(
@@ -253,9 +261,10 @@ const JSON_FORMAT_DOC: &str = r#"
     }
   ],
   "errors": 1,
-  "warnings": 0
+  "warnings": 0,
+  "suppressed": 0
 }
 ```
 
-Lines and columns are 1-based; columns count characters; the end is exclusive. `label` and `help` are `null` when absent.
+Lines and columns are 1-based; columns count characters; the end is exclusive. `label` and `help` are `null` when absent. `errors` and `warnings` count the findings that no suppression comment acknowledges; an acknowledged finding is listed with `"suppressed": { "file": "...", "line": 12, "reason": "..." }` (the field is absent otherwise) and counted in `suppressed`.
 "#;

@@ -9,10 +9,11 @@ use std::str::FromStr;
 use crate::ast::{File, Host, Node, Policy, Statement, ZoneItem};
 use crate::check::check_policy;
 use crate::codes;
-use crate::diagnostic::{self, Diagnostic};
+use crate::diagnostic::{self, CodeInfo, Diagnostic};
 use crate::inventory;
 use crate::parser::{parse_file, suggest};
 use crate::span::{FileId, SourceMap, Span};
+use crate::suppress::{self, SuppressionComment};
 
 /// Everything read for one policy.
 #[derive(Debug, Default)]
@@ -26,9 +27,22 @@ pub struct Loaded {
     /// Syntax, value, name, include and inventory diagnostics, sorted by file
     /// and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// Suppression comments (`# wardgate: allow(...) "reason"`) that can be
+    /// applied; see [`Loaded::suppress`].
+    pub suppressions: Vec<SuppressionComment>,
 }
 
 impl Loaded {
+    /// Marks the findings in `diagnostics` that suppression comments
+    /// acknowledge, and appends the problems with those comments (unknown
+    /// or error codes). `registry` holds every code (language and
+    /// compiler). Call it once every diagnostic of a run is known.
+    pub fn suppress(&self, diagnostics: &mut Vec<Diagnostic>, registry: &[&CodeInfo]) {
+        let problems = suppress::apply(&self.suppressions, diagnostics, registry);
+        diagnostics.extend(problems);
+        diagnostic::sort(diagnostics);
+    }
+
     #[must_use]
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
@@ -154,6 +168,9 @@ fn run(
     } = loader;
     loaded.policy = Policy::from_files(&loaded.files);
     let mut diags = std::mem::take(&mut loaded.diagnostics);
+    let (suppressions, problems) = suppress::collect(&loaded.files, &loaded.sources);
+    loaded.suppressions = suppressions;
+    diags.extend(problems);
     add_inventory(&mut loaded, inventories, &mut diags);
     let references = !has_syntax_errors(&diags);
     diags.extend(check_policy(&loaded.policy, references));
@@ -171,6 +188,9 @@ pub fn parse_str(name: &str, text: &str) -> Loaded {
     let (file, mut diags) = parse_file(id, text);
     loaded.files.push(file);
     loaded.policy = Policy::from_files(&loaded.files);
+    let (suppressions, problems) = suppress::collect(&loaded.files, &loaded.sources);
+    loaded.suppressions = suppressions;
+    diags.extend(problems);
     let references = !has_syntax_errors(&diags);
     diags.extend(check_policy(&loaded.policy, references));
     diagnostic::sort(&mut diags);

@@ -16,7 +16,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Human)]
     pub format: FormatArg,
-    /// Exit 1 on warnings too.
+    /// Exit 1 on warnings too (findings acknowledged by a suppression
+    /// comment do not count).
     #[arg(long)]
     pub deny_warnings: bool,
     /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
@@ -68,7 +69,8 @@ pub fn run(args: &Args) -> ExitCode {
     let today = args.today.unwrap_or_else(Date::today_utc);
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(analyze(&loaded, today));
-    wardgate_lang::diagnostic::sort(&mut diagnostics);
+    // `# wardgate: allow(CODE) "reason"` comments acknowledge findings.
+    loaded.suppress(&mut diagnostics, &all_codes());
 
     let format = Format::from(args.format);
     print!(
@@ -78,10 +80,19 @@ pub fn run(args: &Args) -> ExitCode {
     // Findings acknowledged by a suppression comment count as neither.
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.iter().filter(|d| d.is_warning()).count();
+    let suppressed = diagnostics
+        .iter()
+        .filter(|d| d.suppression.is_some())
+        .count();
     if format == Format::Human {
         println!(
             "{}",
-            summary(&args.file.display().to_string(), errors, warnings)
+            summary(
+                &render::sanitize(&args.file.display().to_string(), false),
+                errors,
+                warnings,
+                suppressed
+            )
         );
     }
     if errors > 0 || (args.deny_warnings && warnings > 0) {
@@ -109,12 +120,17 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-fn summary(file: &str, errors: usize, warnings: usize) -> String {
+fn summary(file: &str, errors: usize, warnings: usize, suppressed: usize) -> String {
+    let acknowledged = if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" ({suppressed} acknowledged by suppression comments)")
+    };
     if errors == 0 && warnings == 0 {
-        format!("{file}: no problems found")
+        format!("{file}: no problems found{acknowledged}")
     } else {
         format!(
-            "{file}: {}, {}",
+            "{file}: {}, {}{acknowledged}",
             plural(errors, "error"),
             plural(warnings, "warning")
         )
