@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use crate::ast::{Node, Policy, Selector, ServiceAtom, ZoneItem};
 use crate::codes;
 use crate::diagnostic::Diagnostic;
-use crate::parser::suggest;
 use crate::span::Span;
+use crate::suggest::suggest;
 
 /// Runs every name check over a merged policy. With `references` false
 /// (after a syntax error, when a declaration may have been lost) undefined

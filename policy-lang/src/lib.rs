@@ -40,6 +40,7 @@ mod load;
 pub mod parser;
 pub mod render;
 pub mod span;
+mod suggest;
 pub mod suppress;
 
 pub use diagnostic::{CodeInfo, Diagnostic, Severity, Suppression};

@@ -11,8 +11,9 @@ use crate::check::check_policy;
 use crate::codes;
 use crate::diagnostic::{self, CodeInfo, Diagnostic};
 use crate::inventory;
-use crate::parser::{parse_file, suggest};
+use crate::parser::parse_file;
 use crate::span::{FileId, SourceMap, Span};
+use crate::suggest::suggest;
 use crate::suppress::{self, SuppressionComment};
 
 /// Everything read for one policy.
