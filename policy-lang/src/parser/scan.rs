@@ -11,8 +11,9 @@ use crate::span::{FileId, Span};
 pub(super) struct Scan {
     pub(super) comments: Vec<Node<String>>,
     pub(super) diagnostics: Vec<Diagnostic>,
-    /// Lines (0-based byte offset of line start) with a string error; a pest
-    /// error on such a line is a consequence and is not reported again.
+    /// Lines (0-based byte offset of line start, ascending) with a string
+    /// error; a pest error on such a line is a consequence and is not
+    /// reported again.
     pub(super) bad_string_lines: Vec<usize>,
 }
 
