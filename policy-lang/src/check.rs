@@ -10,7 +10,7 @@ use crate::ast::{Node, Policy, Selector, ServiceAtom, ZoneItem};
 use crate::codes;
 use crate::diagnostic::Diagnostic;
 use crate::span::Span;
-use crate::suggest::suggest;
+use crate::suggest::Suggester;
 
 /// Runs every name check over a merged policy. With `references` false
 /// (after a syntax error, when a declaration may have been lost) undefined
@@ -107,7 +107,8 @@ fn check_references(
         .iter()
         .flat_map(|z| z.tags().map(|t| t.as_str()))
         .collect();
-    let zone_names: Vec<&str> = policy.zones.iter().map(|z| z.name.as_str()).collect();
+    let mut zone_names = Suggester::new(policy.zones.iter().map(|z| z.name.as_str()));
+    let mut tag_names = Suggester::new(tags.iter().copied());
     let selectors = policy
         .rules
         .iter()
@@ -127,7 +128,7 @@ fn check_references(
                     format!("zone `{}` is not declared", name.node),
                 )
                 .with_primary_label("no zone of this name");
-                if let Some(s) = suggest(name, zone_names.iter().copied()) {
+                if let Some(s) = zone_names.suggest(name) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else if tags.contains(&name.as_str()) {
                     d = d.with_help(format!(
@@ -146,7 +147,7 @@ fn check_references(
                     format!("no zone carries the tag `{}`", name.node),
                 )
                 .with_primary_label("selects no zone");
-                if let Some(s) = suggest(name, tags.iter().copied()) {
+                if let Some(s) = tag_names.suggest(name) {
                     d = d.with_help(format!("did you mean `tag:{s}`?"));
                 } else {
                     d = d.with_help(format!(
@@ -159,7 +160,7 @@ fn check_references(
             _ => {}
         }
     }
-    let service_names: Vec<&str> = policy.services.iter().map(|s| s.name.as_str()).collect();
+    let mut service_names = Suggester::new(policy.services.iter().map(|s| s.name.as_str()));
     let atoms = policy
         .rules
         .iter()
@@ -175,7 +176,7 @@ fn check_references(
                 format!("service `{}` is not defined", name.node),
             )
             .with_primary_label("no service of this name");
-            d = match suggest(name, service_names.iter().copied()) {
+            d = match service_names.suggest(name) {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                 None => d.with_help(format!(
                     "define it with `service {} = ...`, or write the protocol and port, such as `tcp/443`",

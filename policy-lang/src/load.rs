@@ -13,7 +13,7 @@ use crate::diagnostic::{self, CodeInfo, Diagnostic};
 use crate::inventory;
 use crate::parser::parse_file;
 use crate::span::{FileId, SourceMap, Span};
-use crate::suggest::suggest;
+use crate::suggest::Suggester;
 use crate::suppress::{self, SuppressionComment};
 
 /// Everything read for one policy.
@@ -454,6 +454,7 @@ fn add_inventory(
         .map(|(i, z)| (z.name.node.clone(), i))
         .collect();
     let mut seen: HashMap<IpAddr, (Span, String)> = HashMap::new();
+    let mut zone_names = Suggester::new(zone_index.keys().map(String::as_str));
     for (id, _) in inventories {
         let entries = match inventory::read(id, loaded.sources.file(id)) {
             Ok(entries) => entries,
@@ -508,7 +509,7 @@ fn add_inventory(
                     ),
                 )
                 .with_primary_label("no zone of this name");
-                d = match suggest(&e.device.zone, zone_index.keys().map(String::as_str)) {
+                d = match zone_names.suggest(&e.device.zone) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(format!(
                         "declare `zone {} {{ }}` in the policy, or fix the device's zone",
