@@ -492,3 +492,47 @@ fn issue10_many_undefined_names_check_in_linear_time() {
         Some("did you mean `imaging`?")
     );
 }
+
+/// Checks `make(n)` and `make(4 * n)` (fastest of three runs each) and
+/// fails unless four times the input costs less than six times the time.
+fn assert_linear(what: &str, n: usize, make: impl Fn(usize) -> String) {
+    let (small, large) = (make(n), make(4 * n));
+    let (mut time_n, mut time_4n) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let a = parse_str("s.ward", &small);
+        let _ = render::human(&a.diagnostics, &a.sources);
+        time_n = time_n.min(t.elapsed());
+        let t = Instant::now();
+        let b = parse_str("l.ward", &large);
+        let _ = render::human(&b.diagnostics, &b.sources);
+        time_4n = time_4n.min(t.elapsed());
+        assert_eq!(
+            (a.diagnostics.len(), b.diagnostics.len()),
+            (n, 4 * n),
+            "{what}"
+        );
+    }
+    let ratio = time_4n.as_secs_f64() / time_n.as_secs_f64().max(1e-6);
+    assert!(
+        ratio < 6.0,
+        "{what}: {n}: {time_n:?}, {}: {time_4n:?} (ratio {ratio:.1})",
+        4 * n
+    );
+}
+
+/// Issue 10 item 3: each syntax error made pest scan the rest of the file
+/// (50,000 syntax errors, or unterminated strings, took two minutes).
+#[test]
+fn issue10_many_syntax_errors_check_in_linear_time() {
+    assert_linear("syntax errors", 2_500, |n| {
+        (0..n)
+            .map(|i| format!("zone a{i} {{ netwroks 10.0.0.0/8 }}\n"))
+            .collect()
+    });
+    assert_linear("unterminated strings", 2_500, |n| {
+        (0..n)
+            .map(|_| "allow a -> a : tcp/22 \"open\n".to_string())
+            .collect()
+    });
+}

@@ -60,7 +60,7 @@ pub fn run(args: &Args) -> ExitCode {
         Err(e) => {
             eprintln!(
                 "error: cannot read `{}`: {}",
-                args.file.display(),
+                render::sanitize(&args.file.display().to_string(), false),
                 io_reason(&e)
             );
             return exit(EXIT_FAILURE);

@@ -40,6 +40,9 @@ pub fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "no such file".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         std::io::ErrorKind::IsADirectory => "is a directory".to_string(),
+        // The loader's own reasons ("not a regular file", "larger than
+        // 16 MiB"), already worded for the user.
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => e.to_string(),
         _ => e.to_string().to_lowercase(),
     }
 }

@@ -145,7 +145,13 @@ impl<'a> Parser<'a> {
         let mut pos = skip_trivia(text, 0);
         while pos < text.len() {
             self.offset = pos;
-            match WardParser::parse(Rule::statement, &text[pos..]) {
+            // pest sees the text up to the next line that starts a
+            // statement, never the rest of the file: a statement cannot
+            // run into such a line, and pest's error path scans its input
+            // from the end (on the rest of the file, 50,000 syntax errors
+            // took minutes).
+            let chunk_end = next_statement_line(text, pos).unwrap_or(text.len());
+            match WardParser::parse(Rule::statement, &text[pos..chunk_end]) {
                 Ok(mut pairs) => {
                     let stmt = pairs.next().expect("statement rule");
                     let end = pos + stmt.as_span().end();
