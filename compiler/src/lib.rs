@@ -10,6 +10,7 @@
 //! `wardgate-lang`) or a loader (that is `wardgate-agent`).
 
 pub mod analysis;
+pub mod capacity;
 pub mod codes;
 pub mod eval;
 pub mod graph;

@@ -96,7 +96,8 @@ pub struct PrefixDecl {
     pub origin: Origin,
 }
 
-/// A zone (or `world`, id 0, which has no prefixes and no origin).
+/// A zone (or `world`, id 0, which has no prefixes and no origin, and is
+/// always `isolated`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Zone {
     pub name: String,
@@ -431,7 +432,12 @@ impl Policy {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            zones: vec![Zone::new("world")],
+            zones: vec![Zone {
+                // `world` is isolated: traffic between two addresses that no
+                // zone holds passes only if a rule allows `world -> world`.
+                isolated: true,
+                ..Zone::new("world")
+            }],
             rules: Vec::new(),
             requirements: Vec::new(),
             services: Vec::new(),

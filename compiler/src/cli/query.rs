@@ -55,6 +55,10 @@ struct Answer<'a> {
     src_zone: &'a str,
     dst_zone: &'a str,
     rule: Option<RuleJson<'a>>,
+    /// Set only when the packet drops before the policy sees it:
+    /// `drop_mapped` (an IPv6 packet with an IPv4-mapped address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drop_reason: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -169,6 +173,7 @@ pub fn run(args: &Args) -> ExitCode {
             line: r.line,
             text: &r.text,
         }),
+        drop_reason: d.malformed.then_some("drop_mapped"),
     };
     match args.format {
         Format::Json => println!(
@@ -181,6 +186,9 @@ pub fn run(args: &Args) -> ExitCode {
                 answer.verdict, answer.src_zone, answer.dst_zone
             );
             match rule {
+                None if d.malformed => println!(
+                    "  malformed: an IPv4-mapped IPv6 address (`::ffff:0:0/96`) never appears on a real wire; the gateway drops it"
+                ),
                 Some(r) => println!("  rule: {}:{}: {}", r.file, r.line, r.text),
                 None if d.src_zone == d.dst_zone
                     && d.rule.is_none()
