@@ -17,6 +17,8 @@ use wardgate_common::WORLD_ZONE;
 
 /// Index of a zone in [`Policy::zones`]; `0` is `world`.
 pub type ZoneId = u32;
+/// The id of `world`.
+pub const WORLD: ZoneId = WORLD_ZONE;
 /// Index of a rule in [`Policy::rules`] (after canonicalization).
 pub type RuleId = u32;
 

@@ -36,6 +36,9 @@ const ADDRESSES: &[&str] = &[
     "2001:db8:1::1",
     "2001:db8:2::1",
     "2002::1",
+    // IPv4-mapped: malformed, never the IPv4 zone.
+    "::ffff:10.1.2.3",
+    "::ffff:200.0.0.1",
 ];
 
 const PROTOS: &[u8] = &[1, 6, 17, 50, 58, 132];
