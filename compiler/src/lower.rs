@@ -44,9 +44,11 @@ pub struct Lowered {
     /// Per rule: looked up by the datapath for at least one pair (not only
     /// intra-zone pairs of non-isolated zones).
     pub considered: Vec<bool>,
-    /// Per allow rule: it allows some packet (no deny covers all of it).
+    /// Per allow rule: it allows some packet, now or later (no deny that
+    /// lasts at least as long covers all of it).
     pub effective: Vec<bool>,
-    /// Per allow rule: it is the only allow for some allowed packet.
+    /// Per allow rule: for some packet it allows, no other allow that lasts
+    /// at least as long covers it.
     pub needed: Vec<bool>,
     /// Zone pair to the rules in force that the datapath consults for it.
     pub by_pair: HashMap<(ZoneId, ZoneId), Vec<RuleId>>,
@@ -191,15 +193,10 @@ fn sweep(
         }
         let next = events.get(i).map_or(END, |e| e.0);
         if next > pos {
+            note_lifetimes(policy, &allows, &denies, out);
             let (verdict, rule) = if let Some((&r, _)) = denies.first_key_value() {
                 (VERDICT_DENY, r)
             } else if let Some((&r, _)) = allows.first_key_value() {
-                for &a in allows.keys() {
-                    out.effective[a as usize] = true;
-                }
-                if allows.len() == 1 {
-                    out.needed[r as usize] = true;
-                }
                 (VERDICT_ALLOW, r)
             } else if intra {
                 (VERDICT_ALLOW, RULE_NONE)
@@ -225,6 +222,52 @@ fn sweep(
         pos = next;
     }
     table
+}
+
+/// The last day a rule is in force, as a number that orders them (a rule
+/// without `until` lasts longest).
+fn lasts(policy: &Policy, r: RuleId) -> i64 {
+    policy.rule(r).until.map_or(i64::MAX, Date::days)
+}
+
+/// The lint facts of one segment covered by `allows` and `denies`, with
+/// `until` taken into account: covering rules count only if they last at
+/// least as long as the rule they cover, so that a lint never advises to
+/// remove a permanent rule because a temporary one covers it today.
+/// - an allow is effective here unless a deny lasting at least as long
+///   covers it;
+/// - an effective allow is needed here unless another allow lasting at least
+///   as long covers it.
+fn note_lifetimes(
+    policy: &Policy,
+    allows: &BTreeMap<RuleId, u32>,
+    denies: &BTreeMap<RuleId, u32>,
+    out: &mut Lowered,
+) {
+    if allows.is_empty() {
+        return;
+    }
+    let deny_lasts = denies.keys().map(|&d| lasts(policy, d)).max();
+    // The longest-lasting allow, and how many allows last that long.
+    let mut longest = (i64::MIN, 0usize);
+    for &a in allows.keys() {
+        let l = lasts(policy, a);
+        if l > longest.0 {
+            longest = (l, 1);
+        } else if l == longest.0 {
+            longest.1 += 1;
+        }
+    }
+    for &a in allows.keys() {
+        let l = lasts(policy, a);
+        if deny_lasts.is_some_and(|d| d >= l) {
+            continue;
+        }
+        out.effective[a as usize] = true;
+        if l == longest.0 && longest.1 == 1 {
+            out.needed[a as usize] = true;
+        }
+    }
 }
 
 /// The interval of a sorted partition holding `port` (binary search on `lo`,
