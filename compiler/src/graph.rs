@@ -41,6 +41,25 @@ pub struct FlowGraph {
     denied: HashSet<(ZoneId, ZoneId)>,
 }
 
+/// Whether explicit denies close a pair for every packet, gathered table by
+/// table.
+struct Closing {
+    pair: (ZoneId, ZoneId),
+    /// Protocols with a table of their own.
+    own: usize,
+    /// Explicit denies cover every port of each of those tables.
+    own_closed: bool,
+    /// Explicit denies cover the `any` table (`None`: there is none).
+    any_closed: Option<bool>,
+}
+
+impl Closing {
+    fn closed(&self) -> bool {
+        // Every protocol number has a table, or the rest fall to `any`.
+        self.own_closed && (self.own == 256 || self.any_closed == Some(true))
+    }
+}
+
 /// One hop of a chain: `from -> to`, opened by `rule`, or by monitor mode
 /// (`rule: None`) in a run-time chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,19 +91,11 @@ impl FlowGraph {
             graph.add_node(u32::try_from(z).expect("zone count fits u32"));
         }
         let mut current: Option<((ZoneId, ZoneId), Edge)> = None;
-        // Per pair: (protocols with a table of their own, explicit denies
-        // close every one of them, explicit denies close the `any` table
-        // (`None`: there is none)).
-        let mut closing: Option<((ZoneId, ZoneId), usize, bool, Option<bool>)> = None;
+        let mut closing: Option<Closing> = None;
         let mut denied = HashSet::new();
-        let close = |denied: &mut HashSet<(ZoneId, ZoneId)>,
-                     c: Option<((ZoneId, ZoneId), usize, bool, Option<bool>)>| {
-            if let Some((pair, own, own_closed, any_closed)) = c {
-                // Every protocol number has a table, or the rest fall to `any`.
-                let rest_closed = own == 256 || any_closed == Some(true);
-                if own_closed && rest_closed {
-                    denied.insert(pair);
-                }
+        let close = |denied: &mut HashSet<(ZoneId, ZoneId)>, c: Option<Closing>| {
+            if let Some(c) = c.filter(Closing::closed) {
+                denied.insert(c.pair);
             }
         };
         let flush = |graph: &mut DiGraph<ZoneId, Edge>, cur: Option<((ZoneId, ZoneId), Edge)>| {
@@ -105,17 +116,22 @@ impl FlowGraph {
                 flush(&mut graph, current.take());
                 current = Some((pair, Edge::default()));
                 close(&mut denied, closing.take());
-                closing = Some((pair, 0, true, None));
+                closing = Some(Closing {
+                    pair,
+                    own: 0,
+                    own_closed: true,
+                    any_closed: None,
+                });
             }
             let all_denied = table
                 .iter()
                 .all(|iv| iv.verdict == VERDICT_DENY && iv.rule != RULE_NONE);
             let c = closing.as_mut().expect("set above");
             if key.proto == PROTO_ANY {
-                c.3 = Some(all_denied);
+                c.any_closed = Some(all_denied);
             } else {
-                c.1 += 1;
-                c.2 &= all_denied;
+                c.own += 1;
+                c.own_closed &= all_denied;
             }
             let edge = &mut current.as_mut().expect("set above").1;
             edge.rules.extend(
