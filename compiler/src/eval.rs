@@ -172,7 +172,7 @@ pub fn decide(image: &PolicyImage, pkt: &Packet) -> Decision {
     }
 }
 
-/// Decides a packet by reading the policy's rules one by one, as LANGUAGE.md
+/// Decides a packet by reading the policy's rules one by one, as docs/language.md
 /// words it. Slow; for tests.
 #[must_use]
 pub fn decide_by_rules(policy: &Policy, today: Option<Date>, pkt: &Packet) -> Decision {

@@ -48,7 +48,7 @@ pub enum Format {
     Json,
 }
 
-/// The `--format json` object (DESIGN.md).
+/// The `--format json` object: a stable contract for scripts.
 #[derive(Serialize)]
 struct Answer<'a> {
     verdict: &'a str,

@@ -18,7 +18,8 @@ pub const IPPROTO_SCTP: u8 = 132;
 
 /// [`Config::flags`]: a policy has been written; without it every packet passes.
 pub const CONFIG_LOADED: u32 = 1 << 0;
-/// [`Config::flags`]: global monitor override, every would-be drop becomes an audit.
+/// [`Config::flags`]: global monitor override: every default-deny drop becomes an
+/// audit (a packet an explicit deny covers still drops).
 pub const CONFIG_MONITOR_ALL: u32 = 1 << 1;
 /// [`Config::flags`]: the failsafe map is consulted.
 pub const CONFIG_FAILSAFE: u32 = 1 << 2;

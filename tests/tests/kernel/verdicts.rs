@@ -1,5 +1,6 @@
 //! Verdicts of the real program under `BPF_PROG_TEST_RUN`, one test per rule
-//! of LANGUAGE.md: intra-zone, isolated, allow, deny wins, monitor, world,
+//! of docs/language.md: intra-zone, isolated, allow, deny wins (inside zones
+//! too), monitor (never over a deny), world (isolated), IPv4-mapped addresses,
 //! IPv6, VLAN, ICMP types, replies, related ICMP errors, quarantine,
 //! fragments, malformed and truncated packets, and reloads.
 
