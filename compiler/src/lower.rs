@@ -227,7 +227,10 @@ fn sweep(
 /// The last day a rule is in force, as a number that orders them (a rule
 /// without `until` lasts longest).
 fn lasts(policy: &Policy, r: RuleId) -> i64 {
-    policy.rule(r).until.map_or(i64::MAX, Date::days)
+    policy
+        .rule(r)
+        .until
+        .map_or(i64::MAX, Date::days_since_epoch)
 }
 
 /// The lint facts of one segment covered by `allows` and `denies`, with
@@ -368,14 +371,14 @@ mod tests {
     fn expired_rules_are_dropped() {
         let mut p = policy(&["a", "b"]);
         rule(&mut p, Action::Allow, &[1], &[2], &[tcp(22, 22)]);
-        p.rules[0].until = Date::parse("2026-01-31");
+        p.rules[0].until = "2026-01-31".parse().ok();
         p.canonicalize();
         assert_eq!(
-            lower(&p, Date::parse("2026-01-31")).unwrap().tables.len(),
+            lower(&p, "2026-01-31".parse().ok()).unwrap().tables.len(),
             1
         );
         assert!(
-            lower(&p, Date::parse("2026-02-01"))
+            lower(&p, "2026-02-01".parse().ok())
                 .unwrap()
                 .tables
                 .is_empty()

@@ -17,8 +17,7 @@ use wardgate_lang::span::{SourceMap, Span};
 
 use crate::codes;
 use crate::model::{
-    Action, Criticality, Date, Origin, Policy, PrefixDecl, RequireKind, Requirement, Rule,
-    ServiceAtom, ServiceDef, Zone, ZoneId,
+    Origin, Policy, PrefixDecl, Requirement, Rule, ServiceAtom, ServiceDef, Zone, ZoneId,
 };
 use crate::prefix::{Key, is_v4_mapped_v6};
 
@@ -41,14 +40,6 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn date(d: ast::Date) -> Date {
-    Date {
-        year: i32::from(d.year()),
-        month: d.month(),
-        day: d.day(),
-    }
-}
-
 /// Resolves a parsed, merged policy. The policy comes back canonicalized.
 #[must_use]
 pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagnostic>) {
@@ -69,12 +60,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
         zone.tags = z.tags().map(|t| t.node.clone()).collect::<BTreeSet<_>>();
         zone.monitor = z.mode() == ast::Mode::Monitor;
         zone.isolated = z.is_isolated();
-        zone.criticality = z.criticality().map(|c| match c {
-            ast::Criticality::LifeCritical => Criticality::LifeCritical,
-            ast::Criticality::High => Criticality::High,
-            ast::Criticality::Medium => Criticality::Medium,
-            ast::Criticality::Low => Criticality::Low,
-        });
+        zone.criticality = z.criticality();
         zone.description = z.description().map(str::to_owned);
         zone.has_inventory = z.hosts().any(|h| h.device.is_some());
         let id = u32::try_from(out.zones.len()).expect("zone count fits u32");
@@ -255,15 +241,12 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             continue;
         };
         out.rules.push(Rule {
-            action: match r.action.node {
-                ast::Action::Allow => Action::Allow,
-                ast::Action::Deny => Action::Deny,
-            },
+            action: r.action.node,
             src,
             dst,
             services,
             service_labels: r.services.iter().map(|s| label(&s.node)).collect(),
-            until: r.until.as_ref().map(|d| date(d.node)),
+            until: r.until.as_ref().map(|d| d.node),
             comment: r.comment.as_ref().map(|c| c.node.clone()),
             text: one_line(sources.snippet(r.span)),
             origin: origin(sources, r.span),
@@ -279,10 +262,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             continue;
         };
         out.requirements.push(Requirement {
-            kind: match q.kind.node {
-                ast::RequireKind::NoFlow => RequireKind::NoFlow,
-                ast::RequireKind::NoPath => RequireKind::NoPath,
-            },
+            kind: q.kind.node,
             from,
             to,
             text: one_line(sources.snippet(q.span)),

@@ -15,7 +15,7 @@ const TODAY: &str = "2026-06-01";
 
 fn opts() -> Options {
     Options {
-        today: Date::parse(TODAY),
+        today: TODAY.parse::<Date>().ok(),
     }
 }
 

@@ -90,9 +90,7 @@ pub fn run(args: &Args) -> ExitCode {
 fn analyze(loaded: &Loaded, today: Date) -> Vec<Diagnostic> {
     // compiler analysis plugs in here: resolution (WG3xx), requirements
     // (WG4xx) and lints (WG5xx).
-    let opts = wardgate_compiler::Options {
-        today: Some(today.into()),
-    };
+    let opts = wardgate_compiler::Options { today: Some(today) };
     wardgate_compiler::analyze(loaded, &opts).diagnostics
 }
 

@@ -53,7 +53,7 @@ pub fn load_with(
         exit(EXIT_FAILURE)
     })?;
     let opts = Options {
-        today: Some(today.unwrap_or_else(Date::today_utc).into()),
+        today: Some(today.unwrap_or_else(Date::today_utc)),
     };
     let mut analysis = wardgate_compiler::analyze(&loaded, &opts);
     let mut diags: Vec<Diagnostic> = loaded.diagnostics.clone();
