@@ -53,12 +53,7 @@ pub fn compile(path: &Path, today: Date) -> Result<Compiled, PolicyError> {
         });
     }
     let loaded = wardgate_lang::load(path).map_err(io)?;
-    let (image, diagnostics) = wardgate_compiler::compile(
-        &loaded,
-        &Options {
-            today: Some(today.into()),
-        },
-    );
+    let (image, diagnostics) = wardgate_compiler::compile(&loaded, &Options { today: Some(today) });
     let files = (0..loaded.sources.len())
         .map(|i| {
             let id = FileId(u32::try_from(i).unwrap_or(u32::MAX));
