@@ -445,8 +445,8 @@ impl<'a> Renderer<'a> {
              \t\tip6 daddr ::ffff:0:0/96 counter name \"drop_mapped\" drop\n\
              \t\t# Replies and related ICMP errors of allowed connections.\n\
              \t\tct state established,related accept\n\
-             \t\t# Neighbour discovery is not the policy's business.\n\
-             \t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept\n\
+             \t\t# Neighbour discovery and MLD are not the policy's business.\n\
+             \t\ticmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect, mld2-listener-report } accept\n\
              \t\t# The priority holds SRC:DST while deciding; reset on accept.\n\
              \t\tmeta priority set none\n\
              \t\tmeta priority set ip daddr map @dst_zone_v4\n\

@@ -16,6 +16,18 @@ pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMPV6: u8 = 58;
 pub const IPPROTO_SCTP: u8 = 132;
 
+/// ICMPv6 link control that passes whatever the policy says, like non-IP
+/// frames: neighbour discovery (133-137) and the multicast listener discovery
+/// that it relies on (130-132 and 143; switches snoop MLD to deliver the
+/// solicited-node groups of ND). Both stay on the link, from link-local or
+/// unspecified addresses that no zone holds, and segmentation must not break
+/// the network underneath it. The one definition the program and the tests
+/// share (the nftables backend lists the same types by name).
+#[must_use]
+pub const fn is_link_control_icmpv6(icmp_type: u8) -> bool {
+    matches!(icmp_type, 130..=137 | 143)
+}
+
 /// [`Config::flags`]: a policy has been written; without it every packet passes.
 pub const CONFIG_LOADED: u32 = 1 << 0;
 /// [`Config::flags`]: global monitor override: every default-deny drop becomes an
@@ -337,6 +349,8 @@ pub mod counter {
     pub const SCTP: u32 = 8;
     pub const OTHER_PROTO: u32 = 9;
     pub const VLAN: u32 = 10;
+    /// IPv6 neighbour discovery and multicast listener discovery, passed
+    /// ([`crate::is_link_control_icmpv6`]).
     pub const NEIGHBOR_DISCOVERY: u32 = 11;
     pub const PASS_TRACKED: u32 = 12;
     pub const PASS_INTRA_ZONE: u32 = 13;

@@ -3,7 +3,7 @@
 //! Per packet, in this order:
 //! 1. parse (`parse`): non-IP passes, truncated or malformed IP drops (an
 //!    IPv6 packet with an IPv4-mapped address too, counted on its own);
-//! 2. IPv6 neighbour discovery passes; the failsafe (SSH to the gateway) passes;
+//! 2. IPv6 neighbour discovery and MLD pass; the failsafe (SSH to the gateway) passes;
 //! 3. quarantine: a quarantined source or destination drops, tracked or not;
 //! 4. later fragments pass only if their first fragment passed;
 //! 5. connection tracking (`conntrack`): a tracked connection passes both
@@ -34,7 +34,7 @@ use aya_ebpf::{
 use wardgate_common::{
     CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE,
     Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE, counter,
+    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE, counter, is_link_control_icmpv6,
 };
 
 use crate::{
@@ -81,7 +81,7 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
     if config.flags & CONFIG_LOADED == 0 {
         return Ok(xdp_action::XDP_PASS);
     }
-    if p.proto == IPPROTO_ICMPV6 && p.later_fragment == 0 && matches!(p.icmp_type, 133..=137) {
+    if p.proto == IPPROTO_ICMPV6 && p.later_fragment == 0 && is_link_control_icmpv6(p.icmp_type) {
         count(counter::NEIGHBOR_DISCOVERY);
         return Ok(xdp_action::XDP_PASS);
     }

@@ -102,7 +102,8 @@ fn expected(e: &Enforcer, p: &Probe) -> (Verdict, u32, bool) {
         proto: p.proto,
         port: p.port,
     };
-    if p.proto == 58 && (133..=137).contains(&p.port) && !pkt.is_malformed() {
+    let link_control = u8::try_from(p.port).is_ok_and(wardgate_common::is_link_control_icmpv6);
+    if p.proto == 58 && link_control && !pkt.is_malformed() {
         // Neighbour discovery passes whatever the policy says (docs/language.md, semantics 6).
         return (Verdict::Allow, RULE_NONE, false);
     }

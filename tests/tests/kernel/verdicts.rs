@@ -656,6 +656,33 @@ fn world_is_isolated_unless_a_rule_allows_world_to_world() {
             .all(|ev| ev.src_zone == 0 && ev.dst_zone == 0 && ev.rule == RULE_NONE)
     );
 
+    // Link control stays on the link and passes: ND and the MLD it relies on.
+    let link = e.delta(counter::NEIGHBOR_DISCOVERY, |e| {
+        for ty in [143, 131, 135] {
+            assert!(
+                e.passes(&packet::ip(
+                    ip("fe80::1"),
+                    ip("ff02::16"),
+                    L4::Icmp { ty, code: 0, id: 0 }
+                )),
+                "icmpv6 type {ty} on the link"
+            );
+        }
+    });
+    assert_eq!(link, 3);
+    assert!(
+        !e.passes(&packet::ip(
+            ip("fe80::1"),
+            ip("ff02::1"),
+            L4::Icmp {
+                ty: 128,
+                code: 0,
+                id: 1
+            }
+        )),
+        "other link-local traffic is world -> world"
+    );
+
     let mut e = Enforcer::new(&format!(
         "{GUARDRAILS}\nallow world -> world : tcp/80 \"the legacy web proxy\"\n"
     ));

@@ -146,7 +146,8 @@ fn expected(image: &PolicyImage, p: &Probe) -> Option<Decision> {
         proto: p.proto,
         port: p.port,
     };
-    if p.proto == 58 && (133..=137).contains(&p.port) && !pkt.is_malformed() {
+    let link_control = u8::try_from(p.port).is_ok_and(wardgate_common::is_link_control_icmpv6);
+    if p.proto == 58 && link_control && !pkt.is_malformed() {
         return None;
     }
     Some(decide(image, &pkt))
