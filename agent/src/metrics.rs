@@ -55,6 +55,7 @@ pub struct Input {
     pub failsafe_entries: u64,
     pub events_written_drop: u64,
     pub events_written_audit: u64,
+    pub events_write_failed: u64,
     pub monitor_all: bool,
 }
 
@@ -262,6 +263,12 @@ pub fn render(input: &Input) -> String {
         "wardgate_events_written",
         "Events written to the event log by this agent",
         written,
+    );
+    counter(
+        &mut registry,
+        "wardgate_events_write_failed",
+        "Events this agent could not write to the event log (full disk, closed pipe)",
+        input.events_write_failed,
     );
 
     let mut out = String::new();
