@@ -349,7 +349,7 @@ impl UdpFlood {
                 // Several source ports, so events are not all one flow.
                 let _ = socket.send_to(&i.to_be_bytes(), target);
                 i += 1;
-                if i % 1024 == 0 {
+                if i.is_multiple_of(1024) {
                     n.store(i, Ordering::Relaxed);
                 }
             }

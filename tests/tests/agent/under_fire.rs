@@ -14,7 +14,7 @@ use wardgate_tests::{
     privilege, traffic,
 };
 
-use crate::{Started, TWO_ZONES, metric, start_on_two_hosts, two_hosts, xdp_attached};
+use crate::{Started, metric, start_on_two_hosts, two_hosts, xdp_attached};
 
 /// Allows udp/5000 only; udp/6000 is the denied flow the tests watch.
 const ONLY_5000: &str = r#"
@@ -597,5 +597,4 @@ fn an_until_rule_expires_at_utc_midnight() {
         "{}",
         agent.log_text()
     );
-    let _ = TWO_ZONES;
 }
