@@ -295,10 +295,7 @@ mod tests {
             ("tag:medical".into(), "world".into())
         );
         // Spacing is the writer's choice: the labels are the same.
-        assert_eq!(
-            rule_ends("allow a->b:tcp/443"),
-            ("a".into(), "b".into())
-        );
+        assert_eq!(rule_ends("allow a->b:tcp/443"), ("a".into(), "b".into()));
         assert_eq!(
             rule_ends("allow  a ,b->  c : tcp/443 until 2027-01-01"),
             ("a, b".into(), "c".into())

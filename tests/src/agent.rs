@@ -348,8 +348,36 @@ impl Agent {
         ifaces: &[&str],
         extra: &[&str],
     ) -> Failed {
-        let (mut cmd, socket, _, _) =
-            Self::command(gateway, dir, pins, policy, ifaces, extra, None);
+        Self::start_failing_with(
+            gateway,
+            dir,
+            pins,
+            policy,
+            ifaces,
+            extra,
+            &Launch::default(),
+        )
+    }
+
+    /// [`Agent::start_failing`] with a [`Launch`] (its event log only).
+    pub fn start_failing_with(
+        gateway: &Netns,
+        dir: &TempDir,
+        pins: &PinDir,
+        policy: &Path,
+        ifaces: &[&str],
+        extra: &[&str],
+        launch: &Launch,
+    ) -> Failed {
+        let (mut cmd, socket, _, _) = Self::command(
+            gateway,
+            dir,
+            pins,
+            policy,
+            ifaces,
+            extra,
+            launch.events.as_deref(),
+        );
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

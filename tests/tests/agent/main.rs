@@ -7,10 +7,12 @@
 //! (end to end, IPv4 and IPv6, failsafe), `reload` (hitless reloads under
 //! load, broken policies), `restart` (kill -9, adoption, detach),
 //! `quarantine`, `observability` (metrics and events counted), `bad_input`,
-//! `under_fire` (fail closed, bounded sockets, incident commands during a flood).
+//! `under_fire` (fail closed, bounded sockets, incident commands during a
+//! flood), `limits` (sizes, capacities and operator-facing details).
 
 mod bad_input;
 mod hospital;
+mod limits;
 mod observability;
 mod quarantine;
 mod reload;
