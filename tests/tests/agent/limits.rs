@@ -182,7 +182,7 @@ fn quarantine_normalises_mapped_addresses_and_says_when_it_is_full() {
     let mut pinned = quarantine::Pinned::open(&pins.path).unwrap();
     for i in 0..maps::MAX_QUARANTINE {
         let addr = std::net::Ipv6Addr::from(
-            0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | u128::from(i) + 1,
+            0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | (u128::from(i) + 1),
         );
         pinned.add(addr.into()).unwrap();
     }
