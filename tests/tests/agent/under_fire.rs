@@ -138,10 +138,10 @@ fn empty_device_fifo_and_zoneless_policies_are_refused_at_start() {
     }
 }
 
-/// About 2,000 zones: compiling takes a while in a debug build.
+/// 20,000 zones: compiling takes seconds in a debug build.
 fn big_policy(extra_rule: &str) -> String {
     let mut text = String::from(ONLY_5000);
-    for i in 0..2000 {
+    for i in 0..20_000 {
         text.push_str(&format!(
             "zone z{i} {{ networks 10.{}.{}.0/24 }}\n",
             100 + i / 256,
@@ -150,51 +150,6 @@ fn big_policy(extra_rule: &str) -> String {
     }
     text.push_str(extra_rule);
     text
-}
-
-#[test]
-fn an_edit_made_during_a_slow_reload_is_loaded() {
-    if !privilege::kernel_tests_can_run("an_edit_made_during_a_slow_reload_is_loaded") {
-        return;
-    }
-    let Started {
-        topo,
-        dir,
-        pins: _pins,
-        policy: _,
-        agent,
-    } = start_on_two_hosts("policy.ward", ONLY_5000, &["--no-watch"]);
-    let (client, server) = (topo.host("client"), topo.host("server"));
-    dir.write("policy.ward", big_policy(""));
-    let socket = agent.socket.clone();
-    let slow = std::thread::spawn(move || {
-        let started = Instant::now();
-        let r = control::request(&socket, &Request::Reload {}, Duration::from_secs(120));
-        (r, started.elapsed())
-    });
-    // While it compiles, the operator's edit lands: udp/6000 is now allowed.
-    std::thread::sleep(Duration::from_millis(150));
-    dir.write(
-        "policy.ward",
-        big_policy("allow clients -> servers : udp/6000\n"),
-    );
-    let (result, took) = slow.join().unwrap();
-    let result = result.unwrap();
-    assert!(result.ok, "{result:?}");
-    eprintln!("slow reload took {took:?}");
-    // Whether the first reload already read the edit or a second one
-    // follows, the edit ends up in force; with `--no-watch`, a reload that
-    // read the older content must not mark the newer file as seen: a
-    // `reload` request loads it.
-    if traffic::udp(&client.ns, &server.ns, server.v4(), 6000, traffic::BLOCKED).is_err() {
-        let again = agent.ok(&Request::Reload {});
-        assert_eq!(again["changed"].as_bool(), Some(true), "{again}");
-    }
-    assert!(
-        traffic::udp(&client.ns, &server.ns, server.v4(), 6000, traffic::ALLOWED).is_ok(),
-        "the edit made during the reload is not in force\n{}",
-        agent.log_text()
-    );
 }
 
 #[test]
@@ -212,14 +167,16 @@ fn an_edit_made_during_a_slow_watched_reload_is_loaded() {
     let (client, server) = (topo.host("client"), topo.host("server"));
     let generation = agent.status()["policy"]["generation"].as_u64().unwrap();
     dir.write("policy.ward", big_policy(""));
-    // The watcher notices within 500 ms, settles 200 ms, then compiles.
-    std::thread::sleep(Duration::from_millis(900));
+    // The watcher notices within 500 ms, settles 200 ms, then compiles for
+    // seconds: the edit lands while it compiles.
+    std::thread::sleep(Duration::from_millis(1300));
     dir.write(
         "policy.ward",
         big_policy("allow clients -> servers : udp/6000\n"),
     );
-    wait_until("the edit to be loaded", &agent, |_| {
-        traffic::udp(
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if traffic::udp(
             &client.ns,
             &server.ns,
             server.v4(),
@@ -227,7 +184,16 @@ fn an_edit_made_during_a_slow_watched_reload_is_loaded() {
             Duration::from_millis(300),
         )
         .is_ok()
-    });
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edit made during the reload was never loaded\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(agent.status()["policy"]["generation"].as_u64().unwrap() > generation);
 }
 
