@@ -307,3 +307,68 @@ pub fn until_next_midnight() -> std::time::Duration {
     // A little past midnight, so that today() has moved on.
     std::time::Duration::from_millis(left + 500)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wg-policy-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn today() -> Date {
+        "2026-06-01".parse().unwrap()
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let err = read_regular(Path::new("/dev/zero"), MAX_FILE_BYTES).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let err = read_regular(Path::new("/tmp"), MAX_FILE_BYTES).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let path = temp("big.ward", &"#".repeat(100));
+        let err = read_regular(&path, 10).unwrap_err();
+        assert!(err.to_string().contains("larger than 10 bytes"), "{err}");
+        assert_eq!(read_regular(&path, 100).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn zoneless_policies_are_refused() {
+        for text in ["", "# nothing\n", "service web = tcp/443\n"] {
+            let path = temp("empty.ward", text);
+            let err = compile(&path, today()).err().expect("refused");
+            assert!(err.message.contains("declares no zone"), "{}", err.message);
+            assert!(!err.transient);
+        }
+    }
+
+    #[test]
+    fn many_errors_are_capped() {
+        let mut text = String::from("zone a { hosts 10.0.0.1 }\n");
+        for i in 0..50 {
+            text.push_str(&format!("allow a -> missing{i} : tcp/22\n"));
+        }
+        let path = temp("errors.ward", &text);
+        let err = compile(&path, today()).err().expect("refused");
+        assert!(err.message.contains("(50 errors)"), "{}", err.message);
+        assert!(
+            err.message.contains("... and 40 more errors"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.len() < 20_000, "{} bytes", err.message.len());
+    }
+
+    #[test]
+    fn stamps_are_taken_before_reading() {
+        let path = temp("stamped.ward", "zone a { hosts 10.0.0.1 }\n");
+        let compiled = compile(&path, today()).expect("compiles");
+        assert!(!changed(&compiled.stamps));
+        std::fs::write(&path, "zone a { hosts 10.0.0.22 }\n").unwrap();
+        assert!(changed(&compiled.stamps));
+    }
+}

@@ -8,7 +8,9 @@ use crate::{
     quarantine,
 };
 
-use super::{Agent, Note, PinLock};
+use crate::pin::PinLock;
+
+use super::{Agent, Note};
 
 /// Parses a quarantine address: one unicast host address. An IPv4-mapped
 /// IPv6 address (`::ffff:10.0.0.1`) is the IPv4 address it maps, checked
