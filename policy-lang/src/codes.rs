@@ -158,6 +158,11 @@ codes! {
         explanation: "One address belongs to one device. Two devices with the same address is a stale or mistyped inventory entry.",
         example: "inventory \"assets.yaml\"   # two devices with `address: 10.20.0.11`\n",
     }
+    NO_ZONES = "WG221" "no-zones" Error {
+        summary: "the policy declares no zone",
+        explanation: "A policy without zones segments nothing; in practice it is an empty, truncated or half-written file. Loading one on a gateway would replace a working policy by accident, so `wardgate check`, `compile` and the agent refuse it. A file of services alone is a library meant to be included and is not reported. `wardgate check --allow-empty` accepts an empty policy on purpose.",
+        example: "# an empty file, or one holding only comments\n",
+    }
 }
 
 /// Looks a code up by its code (`WG206`) or its name (`host-bits-set`).

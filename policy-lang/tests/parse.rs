@@ -409,9 +409,10 @@ fn inventory_errors_point_at_yaml_lines() {
         ("root.ward", "inventory \"b.yaml\""),
         ("b.yaml", "devices:\n  - name: [\n"),
     ]);
-    assert_eq!(codes(&bad_yaml), ["WG217"]);
+    // The root declares no zone either (WG221, sorted first: the root file).
+    assert_eq!(codes(&bad_yaml), ["WG221", "WG217"]);
     assert_eq!(
-        bad_yaml.sources.path(bad_yaml.diagnostics[0].primary.file),
+        bad_yaml.sources.path(bad_yaml.diagnostics[1].primary.file),
         Path::new("b.yaml")
     );
 }

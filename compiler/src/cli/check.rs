@@ -19,6 +19,10 @@ pub struct Args {
     /// Exit 1 on warnings too.
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Accept a policy that declares no zone (WG221 `no-zones`), such as an
+    /// empty file; without it an empty policy is an error.
+    #[arg(long)]
+    pub allow_empty: bool,
     /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
     #[arg(long, value_parser = parse_date, value_name = "DATE")]
     pub today: Option<Date>,
@@ -56,9 +60,7 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     let today = args.today.unwrap_or_else(Date::today_utc);
-    let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(analyze(&loaded, today));
-    wardgate_lang::diagnostic::sort(&mut diagnostics);
+    let diagnostics = diagnostics(&loaded, today, args.allow_empty);
 
     let format = Format::from(args.format);
     print!(
@@ -86,6 +88,18 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
+/// Every diagnostic of a loaded policy, sorted; `allow_empty` drops WG221
+/// (`no-zones`).
+fn diagnostics(loaded: &Loaded, today: Date, allow_empty: bool) -> Vec<Diagnostic> {
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(analyze(loaded, today));
+    if allow_empty {
+        diagnostics.retain(|d| d.code != wardgate_lang::codes::NO_ZONES.code);
+    }
+    wardgate_lang::diagnostic::sort(&mut diagnostics);
+    diagnostics
+}
+
 /// The compiler's graph checks and lints over a loaded policy.
 fn analyze(loaded: &Loaded, today: Date) -> Vec<Diagnostic> {
     // compiler analysis plugs in here: resolution (WG3xx), requirements
@@ -111,5 +125,24 @@ fn summary(file: &str, errors: usize, warnings: usize) -> String {
             plural(errors, "error"),
             plural(warnings, "warning")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_policy_is_an_error_unless_allowed() {
+        let loaded = wardgate_lang::parse_str("empty.ward", "# nothing yet\n");
+        let today = Date::today_utc();
+        let codes = |allow| -> Vec<&str> {
+            diagnostics(&loaded, today, allow)
+                .iter()
+                .map(|d| d.code)
+                .collect()
+        };
+        assert!(codes(false).contains(&wardgate_lang::codes::NO_ZONES.code));
+        assert!(!codes(true).contains(&wardgate_lang::codes::NO_ZONES.code));
     }
 }
