@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Parse, resolve, prove requirements and lint a policy.
     Check(cli::check::Args),
-    /// Format policies in place (`--check`: only report files that would change).
+    /// Format policies in place, every `.ward` below a directory, or stdin to stdout (`-`).
     Fmt(cli::fmt::Args),
     /// Compile a policy to a policy image for the gateway.
     Compile(cli::compile::Args),
@@ -34,6 +34,8 @@ enum Command {
     Diff(cli::diff::Args),
     /// Exposure: reach and blast radius per zone, who reaches life-critical zones.
     Report(cli::report::Args),
+    /// What a diagnostic code means: what it reports, why, an example, the fix.
+    Explain(cli::explain::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +47,6 @@ fn main() -> ExitCode {
         Command::Graph(args) => cli::graph::run(&args),
         Command::Diff(args) => cli::diff::run(&args),
         Command::Report(args) => cli::report::run(&args),
+        Command::Explain(args) => cli::explain::run(&args),
     }
 }

@@ -61,7 +61,7 @@ pub fn run(args: &Args) -> ExitCode {
     wardgate_lang::diagnostic::sort(&mut diagnostics);
 
     let format = Format::from(args.format);
-    print!(
+    out!(
         "{}",
         render::render(format, &diagnostics, &loaded.sources, &all_codes())
     );
@@ -74,7 +74,7 @@ pub fn run(args: &Args) -> ExitCode {
         .filter(|d| d.severity == Severity::Warning)
         .count();
     if format == Format::Human {
-        println!(
+        outln!(
             "{}",
             summary(&args.file.display().to_string(), errors, warnings)
         );

@@ -1,7 +1,8 @@
 //! `wardgate query FILE --from ADDR --to ADDR [--proto P] [--port N | --icmp-type T]`:
 //! how the gateway decides the first packet of a connection, with both zones
 //! and the deciding rule. Decided from the compiled image by the reference
-//! evaluator, exactly as the datapath decides.
+//! evaluator, exactly as the datapath decides; IPv6 neighbour discovery
+//! passes before any policy lookup, in the datapath and here.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -48,7 +49,8 @@ pub enum Format {
     Json,
 }
 
-/// The `--format json` object (DESIGN.md).
+/// The `--format json` object (`docs/compiler.md`): `rule` is `null` for
+/// intra-zone, default-deny and neighbour-discovery decisions.
 #[derive(Serialize)]
 struct Answer<'a> {
     verdict: &'a str,
@@ -102,6 +104,14 @@ fn icmp_type(proto: u8, t: &str) -> Result<u16, String> {
             "`{t}` is not an {name} type (a number or a name such as `echo-request`)"
         )),
     }
+}
+
+/// ICMPv6 router solicitation/advertisement, neighbour
+/// solicitation/advertisement and redirect (types 133-137): the datapath passes
+/// them whatever the policy says, since segmentation must not break the
+/// network underneath it.
+fn is_neighbour_discovery(pkt: &Packet) -> bool {
+    pkt.proto == 58 && (133..=137).contains(&pkt.port)
 }
 
 fn packet(args: &Args) -> Result<Packet, String> {
@@ -158,7 +168,12 @@ pub fn run(args: &Args) -> ExitCode {
         Err(code) => return code,
     };
     let image = &compiled.image;
-    let d = decide(image, &pkt);
+    let mut d = decide(image, &pkt);
+    let neighbour_discovery = is_neighbour_discovery(&pkt);
+    if neighbour_discovery {
+        d.verdict = wardgate_compiler::Verdict::Allow;
+        d.rule = None;
+    }
     let rule = d.rule.and_then(|r| image.rule(r));
     let answer = Answer {
         verdict: d.verdict.as_str(),
@@ -171,27 +186,32 @@ pub fn run(args: &Args) -> ExitCode {
         }),
     };
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string(&answer).expect("answer serializes")
         ),
         Format::Human => {
-            println!(
+            outln!(
                 "{}: {} -> {}",
-                answer.verdict, answer.src_zone, answer.dst_zone
+                answer.verdict,
+                answer.src_zone,
+                answer.dst_zone
             );
             match rule {
-                Some(r) => println!("  rule: {}:{}: {}", r.file, r.line, r.text),
+                None if neighbour_discovery => {
+                    outln!("  passes: neighbour discovery (the gateway never filters it)");
+                }
+                Some(r) => outln!("  rule: {}:{}: {}", r.file, r.line, r.text),
                 None if d.src_zone == d.dst_zone
                     && d.rule.is_none()
                     && answer.verdict == "allow" =>
                 {
-                    println!("  intra-zone traffic (the zone is not isolated)");
+                    outln!("  intra-zone traffic (the zone is not isolated)");
                 }
-                None => println!("  no rule allows it (default deny)"),
+                None => outln!("  no rule allows it (default deny)"),
             }
             if answer.verdict == "audit" {
-                println!("  passed and logged: a zone involved is in mode monitor");
+                outln!("  passed and logged: a zone involved is in mode monitor");
             }
         }
     }
