@@ -3,6 +3,7 @@
 //! One file per command under `cli/`; each has an `Args` struct (clap) and a
 //! `run(Args) -> ExitCode`. Exit codes: 0 success, 1 problems found, 2 usage
 //! or I/O failure (see `cli::EXIT_*`).
+#![forbid(unsafe_code)]
 
 mod cli;
 
