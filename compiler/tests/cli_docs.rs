@@ -128,3 +128,42 @@ fn user_docs_cite_no_files_outside_the_repository() {
         }
     }
 }
+
+/// ARCHITECTURE.md's code map names every module of the compiler, and no
+/// view that does not exist.
+#[test]
+fn architecture_names_every_compiler_module() {
+    let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("read");
+    let src = root().join("compiler/src");
+    for entry in std::fs::read_dir(&src).expect("compiler/src") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if ["lib.rs", "main.rs", "testutil.rs"].contains(&name.as_str()) {
+            continue;
+        }
+        let named = if name.ends_with(".rs") {
+            format!("`{name}`")
+        } else {
+            format!("`{name}/`")
+        };
+        assert!(
+            arch.contains(&named),
+            "ARCHITECTURE.md does not name compiler/src/{name}"
+        );
+    }
+    assert!(
+        !src.join("views/query.rs").exists() || arch.contains("views/` (query"),
+        "a query view exists: ARCHITECTURE.md should list it"
+    );
+    assert!(
+        src.join("views/query.rs").exists() || !arch.contains("views/` (query"),
+        "ARCHITECTURE.md lists a query view that does not exist"
+    );
+    assert!(
+        arch.contains("## Entry points"),
+        "ARCHITECTURE.md has no entry points"
+    );
+}
