@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// Segmentation policy as code for hospital networks.
 #[derive(Parser)]
-#[command(name = "wardgate", version, about)]
+#[command(name = "wardgate", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
