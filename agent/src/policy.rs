@@ -159,12 +159,7 @@ fn compile_inner(
             path.display()
         )));
     }
-    let (image, diagnostics) = wardgate_compiler::compile(
-        &loaded,
-        &Options {
-            today: Some(today),
-        },
-    );
+    let (image, diagnostics) = wardgate_compiler::compile(&loaded, &Options { today: Some(today) });
     let errors: Vec<Diagnostic> = diagnostics
         .iter()
         .filter(|d| d.is_error())

@@ -23,6 +23,7 @@
 //! - [`render`]: diagnostics as human text (miette), JSON, SARIF or GitHub
 //!   workflow annotations.
 //! - [`codes::ALL`]: the registry of the language's diagnostic codes.
+#![forbid(unsafe_code)]
 
 pub mod ast;
 pub mod check;

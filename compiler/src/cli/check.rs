@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> ExitCode {
     let diagnostics = diagnostics(&loaded, today, args.allow_empty);
 
     let format = Format::from(args.format);
-    print!(
+    out!(
         "{}",
         render::render(format, &diagnostics, &loaded.sources, &all_codes())
     );
@@ -76,7 +76,7 @@ pub fn run(args: &Args) -> ExitCode {
         .filter(|d| d.severity == Severity::Warning)
         .count();
     if format == Format::Human {
-        println!(
+        outln!(
             "{}",
             summary(&args.file.display().to_string(), errors, warnings)
         );

@@ -19,6 +19,14 @@
 //! rate-limited ring buffer (`events`).
 #![no_std]
 #![no_main]
+#![allow(
+    unsafe_code,
+    reason = "an XDP program reads packets and maps through raw pointers; each block has a SAFETY comment"
+)]
+#![allow(
+    clippy::needless_borrows_for_generic_args,
+    reason = "map keys are passed by reference where they already are: by value they would be copied, a byte loop in BPF"
+)]
 
 mod conntrack;
 mod decide;
