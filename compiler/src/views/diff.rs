@@ -389,6 +389,14 @@ pub fn diff(
                 }
             }
         }
+        // A pair inside the zone the addresses join or leave is reached both
+        // as outgoing and as incoming: say it once.
+        let mut seen = BTreeSet::new();
+        m.gains
+            .retain(|f| seen.insert((f.src.clone(), f.dst.clone(), f.services.clone())));
+        seen.clear();
+        m.losses
+            .retain(|f| seen.insert((f.src.clone(), f.dst.clone(), f.services.clone())));
         m.from = from;
         m.to = to;
         d.moved.push(m);
