@@ -1,5 +1,6 @@
 //! Checks that need only the AST: duplicate names, undefined zone, tag and
-//! service references, service cycles, conflicting zone items.
+//! service references, service cycles, conflicting zone items, a policy
+//! that declares no zone.
 //!
 //! Value checks (addresses, prefixes, ports, ICMP types, dates, keywords as
 //! names) happen while parsing; inventory checks while loading.
@@ -85,6 +86,7 @@ pub fn check_policy(policy: &Policy, references: bool) -> Vec<Diagnostic> {
 
     if references {
         check_references(policy, &zones, &services, &mut out);
+        out.extend(no_zones(policy));
     }
 
     // Service cycles: depth-first search, reporting each cycle once at the
@@ -94,6 +96,30 @@ pub fn check_policy(policy: &Policy, references: bool) -> Vec<Diagnostic> {
         visit_service(s.name.as_str(), &services, &mut state, &mut out);
     }
     out
+}
+
+/// A policy that declares no zone (WG221): an empty, truncated or
+/// half-written file must never pass for a policy. A file of services alone
+/// is a library meant to be included and is not reported.
+#[must_use]
+pub fn no_zones(policy: &Policy) -> Option<Diagnostic> {
+    if !policy.zones.is_empty() || !policy.services.is_empty() {
+        return None;
+    }
+    let at = policy
+        .rules
+        .first()
+        .map(|r| r.span)
+        .or_else(|| policy.requirements.first().map(|r| r.span))
+        .unwrap_or_else(|| Span::new(crate::span::FileId(0), 0, 0));
+    Some(
+        Diagnostic::new(&codes::NO_ZONES, at, "the policy declares no zone")
+            .with_primary_label("no zone is declared in this policy or its includes")
+            .with_help(
+                "declare the zones to segment; to accept an empty policy on purpose, \
+                 run `wardgate check --allow-empty`",
+            ),
+    )
 }
 
 fn check_references(
@@ -256,4 +282,28 @@ fn cycle(name: &str, def: &Node<crate::ast::Service>, path: &[(&str, Span)]) -> 
         d = d.with_label(def.name.span, "defined here");
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{codes, load::parse_str};
+
+    fn reports_no_zones(text: &str) -> bool {
+        parse_str("p.ward", text)
+            .diagnostics
+            .iter()
+            .any(|d| d.code == codes::NO_ZONES.code)
+    }
+
+    #[test]
+    fn a_policy_without_zones_is_an_error() {
+        assert!(reports_no_zones(""));
+        assert!(reports_no_zones("# only a comment\n"));
+        assert!(reports_no_zones("allow world -> world : any\n"));
+        assert!(!reports_no_zones("zone a { hosts 10.0.0.1 }\n"));
+        // A library of services, meant to be included.
+        assert!(!reports_no_zones("service dicom = tcp/104\n"));
+        // After a syntax error the zone may have been lost: no echo.
+        assert!(!reports_no_zones("zone a { netwroks 10.0.0.0/8 }\n"));
+    }
 }

@@ -28,6 +28,7 @@
 //! - [`codes::ALL`]: the registry of the language's diagnostic codes.
 //! - [`suppress`]: suppression comments (`# wardgate: allow(WG502) "reason"`);
 //!   [`Loaded::suppress`] marks the findings they acknowledge.
+#![forbid(unsafe_code)]
 
 pub mod ast;
 pub mod check;

@@ -174,7 +174,13 @@ fn run(
     diags.extend(problems);
     add_inventory(&mut loaded, inventories, &mut diags);
     let references = !has_syntax_errors(&diags);
+    let had_errors = diags.iter().any(Diagnostic::is_error);
     diags.extend(check_policy(&loaded.policy, references));
+    if had_errors {
+        // A file that could not be read or parsed is the error to report; a
+        // missing zone then says nothing new.
+        diags.retain(|d| d.code != codes::NO_ZONES.code);
+    }
     diagnostic::sort(&mut diags);
     loaded.diagnostics = diags;
     Ok(loaded)
@@ -193,7 +199,13 @@ pub fn parse_str(name: &str, text: &str) -> Loaded {
     loaded.suppressions = suppressions;
     diags.extend(problems);
     let references = !has_syntax_errors(&diags);
+    let had_errors = diags.iter().any(Diagnostic::is_error);
     diags.extend(check_policy(&loaded.policy, references));
+    if had_errors {
+        // A file that could not be read or parsed is the error to report; a
+        // missing zone then says nothing new.
+        diags.retain(|d| d.code != codes::NO_ZONES.code);
+    }
     diagnostic::sort(&mut diags);
     loaded.diagnostics = diags;
     loaded

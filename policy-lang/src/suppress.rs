@@ -264,7 +264,7 @@ mod tests {
     fn other_comments_are_not_suppressions() {
         let loaded = parse_str(
             "t.ward",
-            "# wardgate allows this\n# note: wardgate: allow(x)\n",
+            "# wardgate allows this\n# note: wardgate: allow(x)\nzone a { hosts 10.0.0.1 }\n",
         );
         assert!(loaded.suppressions.is_empty());
         assert!(loaded.diagnostics.is_empty());

@@ -9,6 +9,7 @@
 //! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`).
 //!
 //! Every command runs the parts of `setup` it needs first.
+#![forbid(unsafe_code)]
 
 mod bench;
 mod demo;

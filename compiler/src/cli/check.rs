@@ -20,6 +20,10 @@ pub struct Args {
     /// comment do not count).
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Accept a policy that declares no zone (WG221 `no-zones`), such as an
+    /// empty file; without it an empty policy is an error.
+    #[arg(long)]
+    pub allow_empty: bool,
     /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
     #[arg(long, value_parser = parse_date, value_name = "DATE")]
     pub today: Option<Date>,
@@ -67,13 +71,12 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     let today = args.today.unwrap_or_else(Date::today_utc);
-    let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(analyze(&loaded, today));
+    let mut diagnostics = diagnostics(&loaded, today, args.allow_empty);
     // `# wardgate: allow(CODE) "reason"` comments acknowledge findings.
     loaded.suppress(&mut diagnostics, &all_codes());
 
     let format = Format::from(args.format);
-    print!(
+    out!(
         "{}",
         render::render(format, &diagnostics, &loaded.sources, &all_codes())
     );
@@ -85,7 +88,7 @@ pub fn run(args: &Args) -> ExitCode {
         .filter(|d| d.suppression.is_some())
         .count();
     if format == Format::Human {
-        println!(
+        outln!(
             "{}",
             summary(
                 &render::sanitize(&args.file.display().to_string(), false),
@@ -102,13 +105,23 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
+/// Every diagnostic of a loaded policy, sorted; `allow_empty` drops WG221
+/// (`no-zones`).
+fn diagnostics(loaded: &Loaded, today: Date, allow_empty: bool) -> Vec<Diagnostic> {
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(analyze(loaded, today));
+    if allow_empty {
+        diagnostics.retain(|d| d.code != wardgate_lang::codes::NO_ZONES.code);
+    }
+    wardgate_lang::diagnostic::sort(&mut diagnostics);
+    diagnostics
+}
+
 /// The compiler's graph checks and lints over a loaded policy.
 fn analyze(loaded: &Loaded, today: Date) -> Vec<Diagnostic> {
     // compiler analysis plugs in here: resolution (WG3xx), requirements
     // (WG4xx) and lints (WG5xx).
-    let opts = wardgate_compiler::Options {
-        today: Some(today.into()),
-    };
+    let opts = wardgate_compiler::Options { today: Some(today) };
     wardgate_compiler::analyze(loaded, &opts).diagnostics
 }
 
@@ -134,5 +147,24 @@ fn summary(file: &str, errors: usize, warnings: usize, suppressed: usize) -> Str
             plural(errors, "error"),
             plural(warnings, "warning")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_policy_is_an_error_unless_allowed() {
+        let loaded = wardgate_lang::parse_str("empty.ward", "# nothing yet\n");
+        let today = Date::today_utc();
+        let codes = |allow| -> Vec<&str> {
+            diagnostics(&loaded, today, allow)
+                .iter()
+                .map(|d| d.code)
+                .collect()
+        };
+        assert!(codes(false).contains(&wardgate_lang::codes::NO_ZONES.code));
+        assert!(!codes(true).contains(&wardgate_lang::codes::NO_ZONES.code));
     }
 }

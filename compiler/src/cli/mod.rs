@@ -1,10 +1,26 @@
 //! The subcommands of `wardgate`, one module each.
 
+/// `print!` to stdout that exits quietly on a closed pipe (see [`out`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to stdout that exits quietly on a closed pipe (see [`out`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod check;
 pub mod compile;
 pub mod diff;
+pub mod explain;
 pub mod fmt;
 pub mod graph;
+pub mod out;
 pub mod query;
 pub mod report;
 
