@@ -35,7 +35,8 @@ pub fn tcp(
     let target = SocketAddr::new(addr, port);
     let (ready_tx, ready_rx) = mpsc::channel();
     let server_thread = server.spawn(move || {
-        let listener = TcpListener::bind(target).with_context(|| format!("binding {target}"))?;
+        let listener = bind_retrying(|| TcpListener::bind(target))
+            .with_context(|| format!("binding {target}"))?;
         listener.set_nonblocking(true)?;
         ready_tx.send(()).ok();
         let deadline = Instant::now() + timeout + Duration::from_millis(200);
@@ -95,7 +96,8 @@ pub fn udp(
     let target = SocketAddr::new(addr, port);
     let (ready_tx, ready_rx) = mpsc::channel();
     let server_thread = server.spawn(move || {
-        let socket = UdpSocket::bind(target).with_context(|| format!("binding {target}"))?;
+        let socket = bind_retrying(|| UdpSocket::bind(target))
+            .with_context(|| format!("binding {target}"))?;
         socket.set_read_timeout(Some(timeout + Duration::from_millis(200)))?;
         ready_tx.send(()).ok();
         let mut buf = [0u8; 64];
@@ -155,5 +157,22 @@ fn join_error(thread: std::thread::JoinHandle<anyhow::Result<()>>, what: &str) -
     match thread.join() {
         Ok(Err(e)) => format!("{what}: {e:#}"),
         _ => what.to_owned(),
+    }
+}
+
+/// Binds a probe's server socket, retrying for up to two seconds while the
+/// address is still in use. Probes of one address and port run one after the
+/// other, and on a loaded machine the kernel has been seen (rarely) to refuse
+/// the next bind with `EADDRINUSE` just after the previous server closed; that
+/// says nothing about the gateway, so the harness waits instead of failing.
+fn bind_retrying<T>(mut bind: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match bind() {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result,
+        }
     }
 }
