@@ -55,6 +55,9 @@ use crate::readback::Maps;
 /// Frames sent through the gateway per size.
 const PROBES: usize = 1_500;
 
+/// Intervals `(lo, hi, chain)` of one key prefix.
+type Intervals = Vec<(u128, u128, String)>;
+
 /// The read-back maps as lookup tables: what the ruleset decides for a
 /// packet, up to the chain a map sends it to.
 struct Loaded {
@@ -63,9 +66,9 @@ struct Loaded {
     dst: [Vec<(u128, u128, u32)>; 2],
     /// `(pair, proto)` to `(lo, hi, chain)` for ports and ICMP types;
     /// `pair` to `(proto lo, proto hi, chain)` for other protocols.
-    ports: HashMap<(u32, u32), Vec<(u128, u128, String)>>,
-    icmp: HashMap<(u32, u32), Vec<(u128, u128, String)>>,
-    other: HashMap<u32, Vec<(u128, u128, String)>>,
+    ports: HashMap<(u32, u32), Intervals>,
+    icmp: HashMap<(u32, u32), Intervals>,
+    other: HashMap<u32, Intervals>,
 }
 
 impl Loaded {
@@ -90,7 +93,7 @@ impl Loaded {
             v
         };
         let table = |name: &str| {
-            let mut t: HashMap<(u32, u32), Vec<(u128, u128, String)>> = HashMap::new();
+            let mut t: HashMap<(u32, u32), Intervals> = HashMap::new();
             for e in maps.get(name).into_iter().flatten() {
                 let nft::Data::Goto(chain) = &e.data else {
                     panic!("{name}: not a verdict map")
@@ -104,7 +107,7 @@ impl Loaded {
             }
             t
         };
-        let mut other: HashMap<u32, Vec<(u128, u128, String)>> = HashMap::new();
+        let mut other: HashMap<u32, Intervals> = HashMap::new();
         for e in maps.get("policy_other").into_iter().flatten() {
             let nft::Data::Goto(chain) = &e.data else {
                 panic!("policy_other: not a verdict map")
@@ -152,7 +155,7 @@ impl Loaded {
 }
 
 /// The chain of the interval holding `v`.
-fn find(ivs: Option<&Vec<(u128, u128, String)>>, v: u128) -> Option<&str> {
+fn find(ivs: Option<&Intervals>, v: u128) -> Option<&str> {
     ivs.into_iter()
         .flatten()
         .find(|iv| iv.0 <= v && v <= iv.1)
