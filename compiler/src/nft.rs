@@ -25,6 +25,10 @@
 //! nftables interval maps reject overlapping elements, so nested prefixes
 //! are flattened into disjoint address ranges first ([`zone_ranges`]): each
 //! range is classified by the image's own longest-prefix match.
+//!
+//! The table declares its maps empty; their elements ([`maps`]) follow it
+//! in the same file as `add element` commands of at most
+//! [`ELEMENTS_PER_COMMAND`] elements, which nft 1.0.6 loads exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
