@@ -278,7 +278,7 @@ fn check(zones: usize, rules: usize) {
     // 3. Real frames through the gateway: a spread of the triples.
     let probes: Vec<Probe> = triples
         .iter()
-        .filter(|p| matches!(p.proto, 6 | 17) || (p.src.is_ipv4() && p.proto != 132))
+        .filter(|p| matches!(p.proto, 6 | 17 | 58) || (p.src.is_ipv4() && p.proto != 132))
         .step_by((triples.len() / PROBES).max(1))
         .take(PROBES)
         .map(|p| Probe {
