@@ -2,8 +2,8 @@
 # wardgate's nftables backend beside Aerleon's `aclgen`, on the same generated
 # policies (wardgate_tests::scalegen, plain mix: N isolated zones with two
 # IPv4 prefixes each, plus one IPv6 prefix with `v6`, and 5N allow rules of two
-# TCP ports). Per size and tool: compile time and peak memory (/usr/bin/time
-# -v), `nft -c -f` time (bounded by TIMEOUT), and, for wardgate, whether the
+# TCP ports). Per size and tool: compile wall-clock time, CPU time and peak
+# memory (/usr/bin/time -v), `nft -c -f` time (bounded by TIMEOUT), and, for wardgate, whether the
 # loaded maps read back exactly as written. Results: one TSV line per run on
 # stdout and in $OUT/results.tsv.
 #
@@ -41,26 +41,30 @@ ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
 mkdir -p "$out"
 results="$out/results.tsv"
-printf 'tool\tzones\trules\tfamily\tcompile_s\tpeak_mb\tnft_check_s\tloaded\n' | tee "$results"
+printf 'tool\tzones\trules\tfamily\tcompile_s\tcpu_s\tpeak_mb\tnft_check_s\tloaded\n' | tee "$results"
 
-# "SECONDS PEAK_MB" of a command from /usr/bin/time -v, or "timeout" / "failed".
+# "WALL_S CPU_S PEAK_MB" of a command (wall clock from `date`, CPU time and
+# peak memory from /usr/bin/time -v), or "timeout - -" / "failed - -".
 measure() {
-    local log=$1; shift
+    local log=$1 start end; shift
+    start=$(date +%s.%N)
     if timeout "$timeout_s" /usr/bin/time -v "$@" >"$log.out" 2>"$log"; then
-        awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i] }
-                    /Maximum resident set size/ { mb = $2 / 1024 }
-                    END { printf "%.2f %.0f\n", s, mb }' "$log"
-    elif [ $? -eq 124 ]; then echo "timeout -"; else echo "failed -"; fi
+        end=$(date +%s.%N)
+        awk -F': ' -v a="$start" -v b="$end" '
+            /User time/ { cpu += $2 } /System time/ { cpu += $2 }
+            /Maximum resident set size/ { mb = $2 / 1024 }
+            END { printf "%.3f %.2f %.0f\n", b - a, cpu, mb }' "$log"
+    elif [ $? -eq 124 ]; then echo "timeout - -"; else echo "failed - -"; fi
 }
 
-# Seconds of `nft -c -f FILE` in the namespace, or "timeout" / "failed".
+# Seconds of `nft -c -f FILE` in the namespace, or "timeout>Ns" / "failed".
 check() {
     local start end
     start=$(date +%s.%N)
     if timeout "$timeout_s" ip netns exec "$ns" nft -c -f "$1" >/dev/null 2>"$1.check.err"; then
         end=$(date +%s.%N)
         awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f\n", b - a }'
-    elif [ $? -eq 124 ]; then echo "timeout"; else echo "failed"; fi
+    elif [ $? -eq 124 ]; then echo "timeout>${timeout_s}s"; else echo "failed"; fi
 }
 
 for size in "${sizes[@]}"; do
@@ -70,7 +74,7 @@ for size in "${sizes[@]}"; do
         rm -rf "$dir"
         "$scalegen" "$size" "$rules" "$fam" "$dir"
 
-        read -r secs mb < <(measure "$dir/wardgate.time" "$wardgate" compile "$dir/policy.ward" --target nftables -o "$dir/wardgate.nft")
+        read -r secs cpu mb < <(measure "$dir/wardgate.time" "$wardgate" compile "$dir/policy.ward" --target nftables -o "$dir/wardgate.nft")
         chk=$(check "$dir/wardgate.nft")
         loaded=no
         if ip netns exec "$ns" nft -f "$dir/wardgate.nft" 2>"$dir/wardgate.load.err"; then
@@ -82,12 +86,12 @@ for size in "${sizes[@]}"; do
             fi
             ip netns exec "$ns" nft delete table inet wardgate
         fi
-        printf 'wardgate\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$rules" "$fam" "$secs" "$mb" "$chk" "$loaded" | tee -a "$results"
+        printf 'wardgate\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$rules" "$fam" "$secs" "$cpu" "$mb" "$chk" "$loaded" | tee -a "$results"
 
-        read -r secs mb < <(cd "$dir" && measure "$dir/aclgen.time" "$venv/bin/aclgen" \
+        read -r secs cpu mb < <(cd "$dir" && measure "$dir/aclgen.time" "$venv/bin/aclgen" \
             --base_directory=policies --definitions_directory=def --output_directory=aclgen)
         chk="-"
         if [ -f "$dir/aclgen/policy.nft" ]; then chk=$(check "$dir/aclgen/policy.nft"); fi
-        printf 'aclgen\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$rules" "$fam" "$secs" "$mb" "$chk" "-" | tee -a "$results"
+        printf 'aclgen\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$rules" "$fam" "$secs" "$cpu" "$mb" "$chk" "-" | tee -a "$results"
     done
 done
