@@ -167,6 +167,9 @@ fn agrees(chain: Option<&str>, d: &Decision) -> bool {
     let Some(chain) = chain else {
         return d.rule.is_none();
     };
+    if chain == "intra_zone" {
+        return d.verdict == Verdict::Allow && d.rule.is_none();
+    }
     let Some((kind, rule)) = chain.split_once('_') else {
         return false;
     };
