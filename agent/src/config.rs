@@ -103,6 +103,11 @@ pub struct FileConfig {
     /// `stdout`, `off`, or a file path (appended to).
     pub events: Option<String>,
     pub events_per_sec: Option<u32>,
+    /// Size budget of the event log file in MiB: past it the file is
+    /// renamed to `<file>.1` (replacing the previous one) and a new one started.
+    pub events_max_mib: Option<u64>,
+    /// `false`: no per-rule series in the metrics (one per rule otherwise).
+    pub rule_metrics: Option<bool>,
     pub monitor_all: Option<bool>,
     /// Forward allowed, tracked traffic in XDP (`CONFIG_FAST_PATH`).
     pub fast_path: Option<bool>,
@@ -112,10 +117,15 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
-    /// Reads and parses a config file.
+    /// The largest config file read.
+    pub const MAX_BYTES: u64 = 1 << 20;
+
+    /// Reads and parses a config file (a regular file of at most [`Self::MAX_BYTES`]).
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let bytes = crate::policy::read_regular(path, Self::MAX_BYTES)
             .with_context(|| format!("cannot read the config file `{}`", path.display()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("the config file `{}` is not UTF-8", path.display()))?;
         serde_yaml::from_str(&text)
             .with_context(|| format!("invalid config file `{}`", path.display()))
     }
@@ -132,6 +142,8 @@ pub struct Overrides {
     pub metrics: Option<String>,
     pub events: Option<String>,
     pub events_per_sec: Option<u32>,
+    pub events_max_mib: Option<u64>,
+    pub no_rule_metrics: bool,
     pub monitor_all: bool,
     pub fast_path: bool,
     pub no_watch: bool,
@@ -162,6 +174,10 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     pub events: EventSink,
     pub events_per_sec: u32,
+    /// Rotate the event log file before it grows past this many bytes.
+    pub events_max_bytes: Option<u64>,
+    /// Per-rule series in the metrics.
+    pub rule_metrics: bool,
     pub monitor_all: bool,
     pub fast_path: bool,
     pub watch: bool,
@@ -263,6 +279,12 @@ impl Settings {
             metrics,
             events,
             events_per_sec,
+            events_max_bytes: flags
+                .events_max_mib
+                .or(file.events_max_mib)
+                .filter(|m| *m > 0)
+                .map(|m| m << 20),
+            rule_metrics: !flags.no_rule_metrics && file.rule_metrics.unwrap_or(true),
             monitor_all: flags.monitor_all || file.monitor_all.unwrap_or(false),
             fast_path: flags.fast_path || file.fast_path.unwrap_or(false),
             watch: !flags.no_watch && file.watch.unwrap_or(true),

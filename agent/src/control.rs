@@ -44,6 +44,109 @@ pub enum Request {
     QuarantineList {},
     /// Detach from every interface, unpin everything and stop the agent.
     Detach {},
+    /// Reopen the event log file (after log rotation); the policy is not reloaded.
+    ReopenLog {},
+}
+
+/// The result of `reload`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadResult {
+    /// False when the policy on disk is the one in force (same hash).
+    pub changed: bool,
+    pub generation: u32,
+    /// `sha256:<hex>`.
+    pub hash: String,
+}
+
+/// The result of `quarantine-add` and `quarantine-remove`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineResult {
+    pub address: std::net::IpAddr,
+    pub quarantined: bool,
+}
+
+/// One entry of `quarantine-list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub address: std::net::IpAddr,
+    /// Kept by the running agent only: null for entries it did not add.
+    pub reason: Option<String>,
+    /// RFC 3339; null for entries the running agent did not add.
+    pub since: Option<String>,
+}
+
+/// The result of `detach`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetachResult {
+    pub interfaces: Vec<String>,
+    pub maps: usize,
+}
+
+/// The result of `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub adopted: bool,
+    pub policy: PolicyStatus,
+    pub monitor_all: bool,
+    pub fast_path: bool,
+    pub pin_path: std::path::PathBuf,
+    pub interfaces: Vec<InterfaceStatus>,
+    pub summary: Summary,
+    /// Every datapath counter by name.
+    pub counters: std::collections::BTreeMap<String, u64>,
+    pub failsafe: FailsafeStatus,
+    pub reloads: ReloadsStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    pub file: std::path::PathBuf,
+    /// `source` or `image`.
+    pub kind: String,
+    pub hash: String,
+    pub generation: u32,
+    pub loaded_at: Option<String>,
+    pub zones: usize,
+    pub rules: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    /// `driver` or `generic`.
+    pub mode: String,
+    pub adopted: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub packets: u64,
+    pub passed: u64,
+    pub dropped: u64,
+    pub audited: u64,
+    /// From the last walk of the connection table (every few seconds, off the control path).
+    pub tracked_connections: u64,
+    pub quarantined: u64,
+    pub events_written: u64,
+    pub events_write_failed: u64,
+    pub events_lost: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailsafeStatus {
+    pub enabled: bool,
+    pub ports: Vec<u16>,
+    pub entries: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadsStatus {
+    pub success: u64,
+    pub failure: u64,
+    /// The first lines of the last error (cut); null after a success.
+    pub last_error: Option<String>,
 }
 
 /// A response.
@@ -57,12 +160,19 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn ok(result: serde_json::Value) -> Self {
+    /// A success carrying `result`.
+    pub fn ok(result: &impl Serialize) -> Self {
         Self {
             ok: true,
-            result: Some(result),
+            result: Some(serde_json::to_value(result).expect("results serialize")),
             error: None,
         }
+    }
+
+    /// The result as its typed message.
+    pub fn result_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_value(self.result.clone().unwrap_or_default())
+            .map_err(|e| format!("unexpected answer from the agent: {e}"))
     }
 
     pub fn error(message: impl Into<String>) -> Self {
@@ -74,8 +184,17 @@ impl Response {
     }
 }
 
+/// The longest request line the agent reads; a longer one gets an error and
+/// the connection is closed.
+pub const MAX_LINE: usize = 64 * 1024;
+
 /// Parses one request line; the error is the response to send.
-pub fn parse(line: &str) -> Result<Request, Response> {
+pub fn parse(line: &[u8]) -> Result<Request, Response> {
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Err(Response::error(
+            "bad request: the line is not UTF-8; expected one JSON object per line",
+        ));
+    };
     serde_json::from_str(line).map_err(|e| {
         Response::error(format!(
             "bad request: {e}; expected one JSON object per line such as \
@@ -87,8 +206,17 @@ pub fn parse(line: &str) -> Result<Request, Response> {
 /// Why a request could not be made (as opposed to a request the agent refused).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Nothing listens at the path (no such socket, or connection refused):
+    /// the only error that means "no agent runs there".
     #[error("no agent is listening on `{path}` ({source}); is `wardgate-agent run` running?")]
     NotRunning {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("permission denied on `{path}`: run as root (the control socket is owner-only)")]
+    PermissionDenied { path: String },
+    #[error("cannot connect to `{path}`: {source}")]
+    Connect {
         path: String,
         source: std::io::Error,
     },
@@ -99,9 +227,11 @@ pub enum ClientError {
 /// Sends one request to the agent at `socket` and waits for its response
 /// (up to `timeout`; a reload of a large policy can take a while).
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ClientError> {
-    let stream = UnixStream::connect(socket).map_err(|source| ClientError::NotRunning {
-        path: socket.display().to_string(),
-        source,
+    let path = socket.display().to_string();
+    let stream = UnixStream::connect(socket).map_err(|source| match source.raw_os_error() {
+        Some(libc::ENOENT | libc::ECONNREFUSED) => ClientError::NotRunning { path, source },
+        Some(libc::EACCES | libc::EPERM) => ClientError::PermissionDenied { path },
+        _ => ClientError::Connect { path, source },
     })?;
     let io = |e: std::io::Error, what: &str| {
         ClientError::Io(anyhow::Error::new(e).context(what.to_owned()))
@@ -147,7 +277,7 @@ mod tests {
                 },
             ),
         ] {
-            assert_eq!(parse(line).unwrap(), req);
+            assert_eq!(parse(line.as_bytes()).unwrap(), req);
             assert_eq!(serde_json::to_string(&req).unwrap(), line);
         }
     }
@@ -160,10 +290,39 @@ mod tests {
             r#"{"command":"frobnicate"}"#,
             r#"{"command":"quarantine-add"}"#,
             r#"{"command":"status","extra":1}"#,
+            "\u{fffd}",
         ] {
-            let err = parse(line).unwrap_err();
+            let err = parse(line.as_bytes()).unwrap_err();
             assert!(!err.ok);
             assert!(err.error.unwrap().starts_with("bad request"), "{line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod typed {
+    use super::*;
+
+    #[test]
+    fn non_utf8_lines_get_an_answer() {
+        let err = parse(b"{\"command\":\"st\xffatus\"}").unwrap_err();
+        assert!(err.error.unwrap().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn typed_results_round_trip() {
+        let r = ReloadResult {
+            changed: true,
+            generation: 4,
+            hash: "sha256:ab".into(),
+        };
+        let resp = Response::ok(&r);
+        let line = serde_json::to_string(&resp).unwrap();
+        assert_eq!(
+            line,
+            r#"{"ok":true,"result":{"changed":true,"generation":4,"hash":"sha256:ab"}}"#
+        );
+        let back: Response = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.result_as::<ReloadResult>().unwrap(), r);
     }
 }

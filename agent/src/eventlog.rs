@@ -214,56 +214,104 @@ pub enum Writer {
     Stdout,
     File {
         path: PathBuf,
-        file: std::io::BufWriter<std::fs::File>,
+        file: std::fs::File,
+        /// Bytes in the file now (for the size budget).
+        size: u64,
+        /// Rotate to `<path>.1` before the file would grow past this.
+        max_bytes: Option<u64>,
     },
     Off,
 }
 
-fn open_append(path: &Path) -> anyhow::Result<std::fs::File> {
+/// Opens (creating it 0640) the event log for appending; refuses anything
+/// but a regular file.
+fn open_append(path: &Path) -> anyhow::Result<(std::fs::File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .with_context(|| format!("cannot open the event log `{}`", path.display()))
+        .with_context(|| format!("cannot open the event log `{}`", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot open the event log `{}`", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "the event log `{}` is not a regular file (give a file, `stdout` or `off`)",
+            path.display()
+        );
+    }
+    Ok((file, meta.len()))
 }
 
 impl Writer {
-    pub fn open(sink: &EventSink) -> anyhow::Result<Self> {
+    pub fn open(sink: &EventSink, max_bytes: Option<u64>) -> anyhow::Result<Self> {
         Ok(match sink {
             EventSink::Stdout => Self::Stdout,
             EventSink::Off => Self::Off,
-            EventSink::File(path) => Self::File {
-                path: path.clone(),
-                file: std::io::BufWriter::new(open_append(path)?),
-            },
+            EventSink::File(path) => {
+                let (file, size) = open_append(path)?;
+                Self::File {
+                    path: path.clone(),
+                    file,
+                    size,
+                    max_bytes,
+                }
+            }
         })
     }
 
     /// Reopens a file sink (after log rotation).
     pub fn reopen(&mut self) -> anyhow::Result<()> {
-        if let Self::File { path, file } = self {
-            let _ = file.flush();
-            *file = std::io::BufWriter::new(open_append(path)?);
+        if let Self::File {
+            path, file, size, ..
+        } = self
+        {
+            (*file, *size) = open_append(path)?;
         }
         Ok(())
     }
 
-    /// Writes records, one JSON object per line, and flushes.
+    /// Writes records, one JSON object per line, in one write. On an error
+    /// nothing of the batch counts as written.
     pub fn write(&mut self, records: &[EventRecord]) -> std::io::Result<()> {
-        let write_all = |out: &mut dyn std::io::Write| -> std::io::Result<()> {
-            for r in records {
-                serde_json::to_writer(&mut *out, r)?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()
-        };
+        let mut buf = Vec::with_capacity(records.len() * 320);
+        for r in records {
+            serde_json::to_writer(&mut buf, r)?;
+            buf.push(b'\n');
+        }
         match self {
-            Self::Stdout => write_all(&mut std::io::stdout().lock()),
-            Self::File { file, .. } => write_all(file),
+            Self::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&buf)?;
+                out.flush()
+            }
+            Self::File {
+                path,
+                file,
+                size,
+                max_bytes,
+            } => {
+                if let Some(max) = *max_bytes
+                    && *size > 0
+                    && *size + buf.len() as u64 > max
+                {
+                    // Built-in rotation: one old file is kept.
+                    let mut old = path.clone().into_os_string();
+                    old.push(".1");
+                    std::fs::rename(&*path, &old)?;
+                    (*file, *size) = open_append(path).map_err(std::io::Error::other)?;
+                }
+                file.write_all(&buf)?;
+                *size += buf.len() as u64;
+                Ok(())
+            }
             Self::Off => Ok(()),
         }
     }

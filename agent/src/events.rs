@@ -28,8 +28,15 @@ impl EventReader {
 
     /// Takes every event waiting in the ring buffer.
     pub fn drain(&mut self) -> Vec<Event> {
+        self.drain_max(usize::MAX)
+    }
+
+    /// Takes at most `max` of the events waiting in the ring buffer.
+    pub fn drain_max(&mut self, max: usize) -> Vec<Event> {
         let mut events = Vec::new();
-        while let Some(item) = self.ring.next() {
+        while events.len() < max
+            && let Some(item) = self.ring.next()
+        {
             if item.len() >= size_of::<Event>() {
                 // SAFETY: the program writes whole `Event`s (repr(C), integers
                 // only, any bit pattern valid); the length was checked above.

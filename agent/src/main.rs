@@ -1,16 +1,25 @@
 //! `wardgate-agent`: enforces a wardgate policy on a Linux gateway with XDP.
 //!
-//! `run` is the daemon; `status`, `reload`, `quarantine` and `detach` talk to
-//! it over its control socket. Exit status: 0 done; 1 the agent refused or
-//! the operation failed (a policy that does not compile, a bad address); 2
-//! usage errors and no agent to talk to.
+//! `run` is the daemon; `status`, `reload`, `reopen-log`, `quarantine` and
+//! `detach` talk to it over its control socket (`quarantine` and `detach`
+//! work on the pinned state directly when no agent runs). Exit status: 0
+//! done; 1 the agent refused or the operation failed (any start-up
+//! validation error, a policy that does not compile, a bad address); 2 usage
+//! errors and no agent to talk to.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::{Args, Parser, Subcommand};
 use wardgate_agent::{
     config::{self, FileConfig, Overrides, Settings, XdpModeSetting},
-    control::{self, ClientError, Request, Response},
+    control::{
+        self, ClientError, DetachResult, QuarantineEntry, QuarantineResult, ReloadResult, Request,
+        Response, Status,
+    },
     daemon,
 };
 
@@ -41,6 +50,11 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Reopen the event log file (after log rotation); the policy is not reloaded.
+    ReopenLog {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Cut all traffic from and to an address at once, established connections included.
     Quarantine {
         #[command(subcommand)]
@@ -48,7 +62,8 @@ enum Command {
     },
     /// Detach from every interface and unpin all state: the gateway stops enforcing.
     ///
-    /// Talks to the running agent (which then exits), or, when none runs,
+    /// Talks to the running agent (which then exits), or, when nothing
+    /// listens on the socket and no running agent holds the pin path,
     /// removes the pinned state under the pin path itself.
     Detach {
         #[command(flatten)]
@@ -59,22 +74,30 @@ enum Command {
     },
 }
 
+/// With no agent running, quarantine commands change the pinned map
+/// directly (the kernel enforces it at once).
 #[derive(Subcommand)]
 enum QuarantineAction {
     /// Quarantine ADDRESS.
     Add {
         address: String,
-        /// Why (shown by `quarantine list`).
+        /// Why (shown by `quarantine list`; kept by a running agent only).
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
+        /// The pin directory, when no agent runs (default: the config file's, or /sys/fs/bpf/wardgate).
+        #[arg(long, value_name = "DIR")]
+        pin_path: Option<PathBuf>,
     },
     /// Lift the quarantine of ADDRESS.
     Remove {
         address: String,
         #[command(flatten)]
         client: ClientArgs,
+        /// The pin directory, when no agent runs.
+        #[arg(long, value_name = "DIR")]
+        pin_path: Option<PathBuf>,
     },
     /// List quarantined addresses.
     List {
@@ -83,6 +106,9 @@ enum QuarantineAction {
         /// Print the agent's JSON answer.
         #[arg(long)]
         json: bool,
+        /// The pin directory, when no agent runs.
+        #[arg(long, value_name = "DIR")]
+        pin_path: Option<PathBuf>,
     },
 }
 
@@ -125,6 +151,12 @@ struct RunArgs {
     /// Events per CPU per second before rate limiting [default: 1000].
     #[arg(long, value_name = "N")]
     events_per_sec: Option<u32>,
+    /// Size budget of the event log file in MiB; past it the file is renamed to `FILE.1`.
+    #[arg(long, value_name = "MIB")]
+    events_max_mib: Option<u64>,
+    /// No per-rule series in the metrics.
+    #[arg(long)]
+    no_rule_metrics: bool,
     /// Global monitor override: every would-be drop passes as an audit.
     #[arg(long)]
     monitor_all: bool,
@@ -150,62 +182,158 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .target(env_logger::Target::Stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // A client whose output is cut (`status | head -1`) ends quietly, as
+        // grep does, instead of panicking on the closed pipe.
+        // SAFETY: restoring the default action of SIGPIPE before any thread starts.
+        #[allow(unsafe_code, reason = "signal(2) to restore SIGPIPE's default")]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL)
+        };
+    }
+    match cli.command {
         Command::Run(args) => run(args),
-        Command::Status { client, json } => call(&client, &Request::Status {}, |v| {
+        Command::Status { client, json } => call(&client, &Request::Status {}, |r| {
             if json {
-                println!("{v}");
-            } else {
-                print_status(v);
+                println!("{}", r.result.clone().unwrap_or_default());
+                return Ok(());
             }
+            print_status(&r.result_as::<Status>()?);
+            Ok(())
         }),
-        Command::Reload { client } => call(&client, &Request::Reload {}, |v| {
-            let changed = v["changed"].as_bool().unwrap_or(false);
+        Command::Reload { client } => call(&client, &Request::Reload {}, |r| {
+            let v: ReloadResult = r.result_as()?;
             println!(
                 "{} {} (generation {})",
-                if changed { "switched to" } else { "unchanged:" },
-                v["hash"].as_str().unwrap_or("?"),
-                v["generation"]
+                if v.changed {
+                    "switched to"
+                } else {
+                    "unchanged:"
+                },
+                v.hash,
+                v.generation
             );
+            Ok(())
         }),
-        Command::Quarantine { action } => match action {
-            QuarantineAction::Add {
-                address,
-                reason,
-                client,
-            } => call(&client, &Request::QuarantineAdd { address, reason }, |v| {
-                println!("quarantined {}", v["address"].as_str().unwrap_or("?"))
-            }),
-            QuarantineAction::Remove { address, client } => {
-                call(&client, &Request::QuarantineRemove { address }, |v| {
-                    println!(
-                        "released {} from quarantine",
-                        v["address"].as_str().unwrap_or("?")
-                    );
-                })
-            }
-            QuarantineAction::List { client, json } => {
-                call(&client, &Request::QuarantineList {}, |v| {
-                    if json {
-                        println!("{v}");
-                        return;
-                    }
-                    let list = v.as_array().cloned().unwrap_or_default();
-                    if list.is_empty() {
-                        println!("no address is quarantined");
-                    }
-                    for e in list {
-                        println!(
-                            "{}\t{}\t{}",
-                            e["address"].as_str().unwrap_or("?"),
-                            e["since"].as_str().unwrap_or("-"),
-                            e["reason"].as_str().unwrap_or("")
-                        );
-                    }
-                })
-            }
-        },
+        Command::ReopenLog { client } => call(&client, &Request::ReopenLog {}, |_| {
+            println!("the agent reopens its event log");
+            Ok(())
+        }),
+        Command::Quarantine { action } => quarantine(action),
         Command::Detach { client, pin_path } => detach(&client, pin_path),
+    }
+}
+
+fn quarantine(action: QuarantineAction) -> ExitCode {
+    let (client, pin_path, req) = match action {
+        QuarantineAction::Add {
+            address,
+            reason,
+            client,
+            pin_path,
+        } => (client, pin_path, Request::QuarantineAdd { address, reason }),
+        QuarantineAction::Remove {
+            address,
+            client,
+            pin_path,
+        } => (client, pin_path, Request::QuarantineRemove { address }),
+        QuarantineAction::List {
+            client,
+            json,
+            pin_path,
+        } => {
+            let show = move |list: Vec<QuarantineEntry>| print_quarantine(&list, json);
+            return match send(&client, &Request::QuarantineList {}) {
+                Err((_, Some(ClientError::NotRunning { .. }))) => {
+                    offline_quarantine(&client, pin_path, None, None, show)
+                }
+                other => answer(other, |r| {
+                    show(r.result_as()?);
+                    Ok(())
+                }),
+            };
+        }
+    };
+    match send(&client, &req) {
+        Err((_, Some(ClientError::NotRunning { .. }))) => {
+            let (add, remove) = match &req {
+                Request::QuarantineAdd { address, .. } => (Some(address.as_str()), None),
+                Request::QuarantineRemove { address } => (None, Some(address.as_str())),
+                _ => (None, None),
+            };
+            offline_quarantine(&client, pin_path, add, remove, |_| {
+                println!(
+                    "no agent running; {} in the pinned quarantine set (enforced now)",
+                    match (add, remove) {
+                        (Some(a), _) => format!("quarantined {a}"),
+                        (_, Some(a)) => format!("released {a}"),
+                        _ => String::new(),
+                    }
+                );
+            })
+        }
+        other => answer(other, |r| {
+            let v: QuarantineResult = r.result_as()?;
+            if v.quarantined {
+                println!("quarantined {}", v.address);
+            } else {
+                println!("released {} from quarantine", v.address);
+            }
+            Ok(())
+        }),
+    }
+}
+
+fn print_quarantine(list: &[QuarantineEntry], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(list).expect("quarantine entries serialize")
+        );
+        return;
+    }
+    if list.is_empty() {
+        println!("no address is quarantined");
+    }
+    for e in list {
+        println!(
+            "{}\t{}\t{}",
+            e.address,
+            e.since.as_deref().unwrap_or("-"),
+            e.reason.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// The pin directory of a client command: the flag, the config file's, the default.
+fn pin_dir(client: &ClientArgs, pin_path: Option<PathBuf>) -> Result<PathBuf, ExitCode> {
+    let file = client_config(client)?;
+    Ok(pin_path
+        .or(file.pin_path)
+        .unwrap_or_else(|| PathBuf::from(wardgate_agent::pin::DEFAULT_PIN_DIR)))
+}
+
+fn offline_quarantine(
+    client: &ClientArgs,
+    pin_path: Option<PathBuf>,
+    add: Option<&str>,
+    remove: Option<&str>,
+    show: impl FnOnce(Vec<QuarantineEntry>),
+) -> ExitCode {
+    let dir = match pin_dir(client, pin_path) {
+        Ok(d) => d,
+        Err(c) => return c,
+    };
+    match daemon::offline_quarantine(&dir, add, remove) {
+        Ok(list) => {
+            show(list);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_REFUSED)
+        }
     }
 }
 
@@ -219,17 +347,20 @@ fn run(args: RunArgs) -> ExitCode {
         metrics: args.metrics,
         events: args.events,
         events_per_sec: args.events_per_sec,
+        events_max_mib: args.events_max_mib,
+        no_rule_metrics: args.no_rule_metrics,
         monitor_all: args.monitor_all,
         fast_path: args.fast_path,
         no_watch: args.no_watch,
         no_failsafe: args.no_failsafe,
         failsafe_ports: args.failsafe_port,
     };
+    // Every start-up validation error exits 1, wherever it was found.
     let settings = match Settings::resolve(args.config.as_deref(), overrides) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(EXIT_REFUSED);
         }
     };
     match daemon::run(settings) {
@@ -274,12 +405,18 @@ fn send(client: &ClientArgs, req: &Request) -> Result<Response, (ExitCode, Optio
         .map_err(|e| (ExitCode::from(EXIT_USAGE), Some(e)))
 }
 
-fn call(client: &ClientArgs, req: &Request, show: impl FnOnce(&serde_json::Value)) -> ExitCode {
-    match send(client, req) {
-        Ok(resp) if resp.ok => {
-            show(resp.result.as_ref().unwrap_or(&serde_json::Value::Null));
-            ExitCode::SUCCESS
-        }
+type Sent = Result<Response, (ExitCode, Option<ClientError>)>;
+
+/// Shows a response with `show`, or its error.
+fn answer(sent: Sent, show: impl FnOnce(&Response) -> Result<(), String>) -> ExitCode {
+    match sent {
+        Ok(resp) if resp.ok => match show(&resp) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_REFUSED)
+            }
+        },
         Ok(resp) => {
             eprintln!("error: {}", resp.error.unwrap_or_default());
             ExitCode::from(EXIT_REFUSED)
@@ -291,61 +428,65 @@ fn call(client: &ClientArgs, req: &Request, show: impl FnOnce(&serde_json::Value
             code
         }
     }
+}
+
+fn call(
+    client: &ClientArgs,
+    req: &Request,
+    show: impl FnOnce(&Response) -> Result<(), String>,
+) -> ExitCode {
+    answer(send(client, req), show)
 }
 
 fn detach(client: &ClientArgs, pin_path: Option<PathBuf>) -> ExitCode {
     match send(client, &Request::Detach {}) {
-        Ok(resp) if resp.ok => {
-            let v = resp.result.unwrap_or_default();
+        // Only "nothing listens there" means no agent: a typo'd path, EACCES
+        // or any other error never unpins a running agent's state.
+        Err((_, Some(ClientError::NotRunning { path, .. }))) => {
+            let dir = match pin_dir(client, pin_path) {
+                Ok(d) => d,
+                Err(c) => return c,
+            };
+            detach_offline(&path, &dir)
+        }
+        other => answer(other, |r| {
+            let v: DetachResult = r.result_as()?;
             println!(
                 "detached from {} and unpinned {} maps; the agent stopped",
-                interfaces_text(&v["interfaces"]),
-                v["maps"]
+                interfaces_text(&v.interfaces),
+                v.maps
+            );
+            Ok(())
+        }),
+    }
+}
+
+fn detach_offline(socket: &str, dir: &Path) -> ExitCode {
+    match daemon::detach_offline(dir) {
+        Ok(removed) if removed.maps == 0 && removed.links.is_empty() => {
+            println!(
+                "no agent is listening on `{socket}` and nothing is pinned under `{}`; nothing changed",
+                dir.display()
             );
             ExitCode::SUCCESS
         }
-        Ok(resp) => {
-            eprintln!("error: {}", resp.error.unwrap_or_default());
+        Ok(removed) => {
+            println!(
+                "no agent is listening on `{socket}`; detached from {} and unpinned {} maps under `{}`",
+                interfaces_text(&removed.links),
+                removed.maps,
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::from(EXIT_REFUSED)
-        }
-        Err((code, Some(ClientError::NotRunning { .. }))) => {
-            let file = match client_config(client) {
-                Ok(f) => f,
-                Err(c) => return c,
-            };
-            let dir = pin_path
-                .or(file.pin_path)
-                .unwrap_or_else(|| PathBuf::from(wardgate_agent::pin::DEFAULT_PIN_DIR));
-            match daemon::detach_offline(&dir) {
-                Ok(removed) => {
-                    println!(
-                        "no agent running; detached from {} and unpinned {} maps under `{}`",
-                        interfaces_text(&serde_json::json!(removed.links)),
-                        removed.maps,
-                        dir.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    code
-                }
-            }
-        }
-        Err((code, err)) => {
-            if let Some(err) = err {
-                eprintln!("error: {err}");
-            }
-            code
         }
     }
 }
 
-fn interfaces_text(v: &serde_json::Value) -> String {
-    let names: Vec<&str> = v
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-        .unwrap_or_default();
+fn interfaces_text(names: &[String]) -> String {
     if names.is_empty() {
         "no interface".to_owned()
     } else {
@@ -353,63 +494,56 @@ fn interfaces_text(v: &serde_json::Value) -> String {
     }
 }
 
-fn print_status(v: &serde_json::Value) {
-    let p = &v["policy"];
+fn print_status(v: &Status) {
+    let p = &v.policy;
     println!(
         "policy       {} ({}) {} generation {}, loaded {}",
-        p["file"].as_str().unwrap_or("?"),
-        p["kind"].as_str().unwrap_or("?"),
-        p["hash"].as_str().unwrap_or("?"),
-        p["generation"],
-        p["loaded_at"].as_str().unwrap_or("?")
+        p.file.display(),
+        p.kind,
+        p.hash,
+        p.generation,
+        p.loaded_at.as_deref().unwrap_or("?")
     );
-    let ifaces: Vec<String> = v["interfaces"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|i| {
-                    format!(
-                        "{} ({}{})",
-                        i["name"].as_str().unwrap_or("?"),
-                        i["mode"].as_str().unwrap_or("?"),
-                        if i["adopted"].as_bool() == Some(true) {
-                            ", adopted"
-                        } else {
-                            ""
-                        }
-                    )
-                })
-                .collect()
+    let ifaces: Vec<String> = v
+        .interfaces
+        .iter()
+        .map(|i| {
+            format!(
+                "{} ({}{})",
+                i.name,
+                i.mode,
+                if i.adopted { ", adopted" } else { "" }
+            )
         })
-        .unwrap_or_default();
+        .collect();
     println!("interfaces   {}", ifaces.join(", "));
-    let s = &v["summary"];
+    let s = &v.summary;
     println!(
         "packets      {} seen, {} passed, {} dropped, {} audited",
-        s["packets"], s["passed"], s["dropped"], s["audited"]
+        s.packets, s.passed, s.dropped, s.audited
     );
     println!(
         "state        {} tracked connections, {} quarantined, {} failsafe entries{}",
-        s["tracked_connections"],
-        s["quarantined"],
-        v["failsafe"]["entries"],
-        if v["monitor_all"].as_bool() == Some(true) {
+        s.tracked_connections,
+        s.quarantined,
+        v.failsafe.entries,
+        if v.monitor_all {
             ", monitor-all ON"
         } else {
             ""
         }
     );
     println!(
-        "events       {} written, {} lost",
-        s["events_written"], s["events_lost"]
+        "events       {} written, {} not written (write errors), {} lost",
+        s.events_written, s.events_write_failed, s.events_lost
     );
-    let r = &v["reloads"];
+    let r = &v.reloads;
     println!(
         "reloads      {} ok, {} failed{}",
-        r["success"],
-        r["failure"],
-        r["last_error"]
-            .as_str()
+        r.success,
+        r.failure,
+        r.last_error
+            .as_deref()
             .map(|e| format!(" (last: {})", e.lines().next().unwrap_or("")))
             .unwrap_or_default()
     );

@@ -55,6 +55,7 @@ pub struct Input {
     pub failsafe_entries: u64,
     pub events_written_drop: u64,
     pub events_written_audit: u64,
+    pub events_write_failed: u64,
     pub monitor_all: bool,
 }
 
@@ -76,17 +77,21 @@ fn label(k: &str, v: impl Into<String>) -> (String, String) {
     (k.to_owned(), v.into())
 }
 
-/// Splits a rule's text (`allow a, tag:b -> c : svc "why"`) into what it
-/// names as source and destination.
+/// What a rule names as source and destination (`tag:medical, lab` and
+/// `interface-engine`), read with the language's own parser from the rule's
+/// source text as the image records it, however it was spaced (`a->b`).
 pub fn rule_ends(text: &str) -> (String, String) {
-    let body = text
-        .trim_start_matches("allow ")
-        .trim_start_matches("deny ");
-    let Some((from, rest)) = body.split_once(" -> ") else {
+    let parsed = wardgate_lang::parse_str("rule", text);
+    let Some(rule) = parsed.policy.rules.first() else {
         return (String::new(), String::new());
     };
-    let to = rest.split_once(" : ").map_or(rest, |(to, _)| to);
-    (from.trim().to_owned(), to.trim().to_owned())
+    let join = |sel: &[wardgate_lang::ast::Node<wardgate_lang::ast::Selector>]| {
+        sel.iter()
+            .map(|s| s.node.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (join(&rule.src), join(&rule.dst))
 }
 
 /// The exposition text.
@@ -263,6 +268,12 @@ pub fn render(input: &Input) -> String {
         "Events written to the event log by this agent",
         written,
     );
+    counter(
+        &mut registry,
+        "wardgate_events_write_failed",
+        "Events this agent could not write to the event log (full disk, closed pipe)",
+        input.events_write_failed,
+    );
 
     let mut out = String::new();
     encode(&mut out, &registry).expect("encoding into a String cannot fail");
@@ -282,6 +293,12 @@ mod tests {
         assert_eq!(
             rule_ends("deny tag:medical -> world : any"),
             ("tag:medical".into(), "world".into())
+        );
+        // Spacing is the writer's choice: the labels are the same.
+        assert_eq!(rule_ends("allow a->b:tcp/443"), ("a".into(), "b".into()));
+        assert_eq!(
+            rule_ends("allow  a ,b->  c : tcp/443 until 2027-01-01"),
+            ("a, b".into(), "c".into())
         );
     }
 

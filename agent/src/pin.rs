@@ -16,6 +16,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use std::os::fd::AsRawFd as _;
+
 use anyhow::{Context as _, bail};
 use wardgate_common::maps;
 
@@ -162,4 +164,48 @@ pub fn remove_all(dir: &Path) -> anyhow::Result<Removed> {
     // Only an empty directory goes; anything else in it is not ours.
     let _ = std::fs::remove_dir(dir);
     Ok(removed)
+}
+
+/// A shared `flock` on the pin directory, held while the agent runs: an
+/// offline `detach` (or quarantine change) refuses while it is held.
+pub struct PinLock {
+    _dir: std::fs::File,
+}
+
+fn flock(file: &std::fs::File, op: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: a valid open descriptor.
+    #[allow(unsafe_code, reason = "flock(2) has no safe wrapper in std")]
+    let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+impl PinLock {
+    /// Takes the running agent's (shared) lock on `dir`.
+    pub fn hold(dir: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::open(dir)
+            .with_context(|| format!("cannot open the pin directory `{}`", dir.display()))?;
+        flock(&file, libc::LOCK_SH | libc::LOCK_NB)
+            .with_context(|| format!("cannot lock the pin directory `{}`", dir.display()))?;
+        Ok(Self { _dir: file })
+    }
+
+    /// Takes the exclusive lock of an offline operation on `dir`; fails
+    /// while a running agent holds its lock.
+    pub fn exclusive(dir: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::open(dir)
+            .with_context(|| format!("cannot open the pin directory `{}`", dir.display()))?;
+        match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => Ok(Self { _dir: file }),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => bail!(
+                "a running agent holds `{}` but did not answer on the control socket; \
+                 nothing was changed (give its `--socket` or `--config`)",
+                dir.display()
+            ),
+            Err(e) => Err(e).with_context(|| format!("cannot lock `{}`", dir.display())),
+        }
+    }
 }

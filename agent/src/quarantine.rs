@@ -75,3 +75,62 @@ pub fn list(ebpf: &mut Ebpf) -> anyhow::Result<Vec<IpAddr>> {
     addrs.sort();
     Ok(addrs)
 }
+
+/// The quarantine set and config entry pinned under a directory, opened
+/// without loading the program: for changes while no agent runs.
+pub struct Pinned {
+    set: HashMap<MapData, [u8; 16], u32>,
+    config: aya::maps::Array<MapData, wardgate_common::Config>,
+}
+
+fn open_pinned(dir: &std::path::Path, name: &str) -> anyhow::Result<aya::maps::Map> {
+    let path = crate::pin::map_path(dir, name);
+    let data = MapData::from_pin(&path)
+        .with_context(|| format!("cannot open the pinned map `{}`", path.display()))?;
+    Ok(aya::maps::Map::from_map_data(data)?)
+}
+
+impl Pinned {
+    pub fn open(dir: &std::path::Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            set: HashMap::try_from(open_pinned(dir, maps::QUARANTINE)?)?,
+            config: aya::maps::Array::try_from(open_pinned(dir, maps::CONFIG)?)?,
+        })
+    }
+
+    /// Quarantines `addr` and makes sure the program consults the set.
+    pub fn add(&mut self, addr: IpAddr) -> anyhow::Result<()> {
+        self.set
+            .insert(key(addr), 1, 0)
+            .with_context(|| format!("quarantining {addr}"))?;
+        let mut config = self.config.get(&0, 0)?;
+        if config.flags & CONFIG_QUARANTINE == 0 {
+            config.flags |= CONFIG_QUARANTINE;
+            self.config.set(0, config, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Lifts the quarantine of `addr`; false if it was not quarantined.
+    pub fn remove(&mut self, addr: IpAddr) -> anyhow::Result<bool> {
+        let k = key(addr);
+        if self.set.get(&k, 0).is_err() {
+            return Ok(false);
+        }
+        self.set
+            .remove(&k)
+            .with_context(|| format!("releasing {addr}"))?;
+        Ok(true)
+    }
+
+    /// Every quarantined address, sorted.
+    pub fn list(&self) -> anyhow::Result<Vec<IpAddr>> {
+        let mut addrs: Vec<IpAddr> = self
+            .set
+            .keys()
+            .map(|k| k.map(addr))
+            .collect::<Result<_, _>>()?;
+        addrs.sort();
+        Ok(addrs)
+    }
+}

@@ -5,7 +5,7 @@ use wardgate_lang::{Diagnostic, FileId, Loaded, Span};
 
 use crate::codes;
 use crate::graph::{FlowGraph, Hop, Proof};
-use crate::image::{ImageError, PolicyImage};
+use crate::image::PolicyImage;
 use crate::lints;
 use crate::lower::{Lowered, lower};
 use crate::model::{Date, Policy, RequireKind};
@@ -69,7 +69,7 @@ pub fn analyze_policy(
     opts: &Options,
 ) -> Analysis {
     let root = Span::new(FileId(0), 0, 0);
-    let capacity = |e: &ImageError| {
+    let capacity = |e: &dyn std::fmt::Display| {
         Diagnostic::new(&codes::CAPACITY_EXCEEDED, root, e.to_string())
             .with_help("use fewer, broader selectors and tags, or split the policy across gateways")
     };

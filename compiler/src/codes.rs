@@ -33,6 +33,28 @@ pub const CAPACITY_EXCEEDED: CodeInfo = CodeInfo {
     example: "# a generated policy with more than 262144 prefixes\n",
 };
 
+pub const EMPTY_WORLD: CodeInfo = CodeInfo {
+    code: "WG304",
+    name: "empty-world",
+    severity: Severity::Error,
+    summary: "a `world` selector matches no zone: zones declare every IPv4 and IPv6 address",
+    explanation: "`world` holds every address that no zone declares. When zones declare `0.0.0.0/0` and `::/0`, `world` is empty, and a rule or requirement on it guards nothing; a selector that matches no zone is an error. Keep the internet in `world` (remove the whole-space prefixes), or name the zone that holds those addresses.",
+    example: "zone internet { networks 0.0.0.0/0, ::/0 }
+zone pumps { networks 10.40.0.0/22 }
+require no-path world -> pumps
+",
+};
+
+pub const WHOLE_ADDRESS_SPACE: CodeInfo = CodeInfo {
+    code: "WG305",
+    name: "whole-address-space",
+    severity: Severity::Warning,
+    summary: "a zone declares the whole IPv4 or IPv6 address space (`0.0.0.0/0`, `::/0`)",
+    explanation: "Every address no zone declares is already in the built-in zone `world`, the internet. A zone with `0.0.0.0/0` or `::/0` takes every address of that family away from `world`, so rules and requirements on `world` no longer cover them. Write `world` instead, and declare only the ranges the zone really holds.",
+    example: "zone internet { networks 0.0.0.0/0 }
+",
+};
+
 pub const NO_FLOW_VIOLATED: CodeInfo = CodeInfo {
     code: "WG401",
     name: "no-flow-violated",
@@ -56,7 +78,7 @@ pub const REQUIREMENT_NOT_ENFORCED: CodeInfo = CodeInfo {
     name: "requirement-not-enforced",
     severity: Severity::Warning,
     summary: "a requirement holds by the rules but a zone in `mode monitor` lets traffic through at run time",
-    explanation: "A zone in `mode monitor` passes (and audits) everything that would be dropped because of it, so the requirement is not enforced until the zone is switched to `mode enforce`. The message names the chain that monitor mode opens.",
+    explanation: "A zone in `mode monitor` passes (and audits) what default deny would drop because of it, so the requirement is not enforced until the zone is switched to `mode enforce`. Traffic that a `deny` rule covers still drops in monitor mode, so a pair that denies close for every packet stays closed. The message names the chain that monitor mode opens.",
     example: "zone guest { networks 192.168.100.0/22 }\nzone pumps { networks 10.40.0.0/22 mode monitor }\nrequire no-flow guest -> pumps\n",
 };
 
@@ -65,6 +87,8 @@ pub const ALL: &[CodeInfo] = &[
     DUPLICATE_PREFIX,
     IPV4_MAPPED_PREFIX,
     CAPACITY_EXCEEDED,
+    EMPTY_WORLD,
+    WHOLE_ADDRESS_SPACE,
     NO_FLOW_VIOLATED,
     NO_PATH_VIOLATED,
     REQUIREMENT_NOT_ENFORCED,

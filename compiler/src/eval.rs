@@ -1,26 +1,29 @@
 //! The reference evaluator: how a packet that starts a connection is decided.
 //!
 //! [`decide`] reads only the [`PolicyImage`] and follows the datapath step by
-//! step (classify both addresses by longest-prefix match; intra-zone of a
-//! non-isolated zone passes without a lookup; look up `(src, dst, proto)`,
-//! then `(src, dst, PROTO_ANY)`; binary-search the port; monitor turns a
-//! deny into an audit). The differential test holds the XDP program to it.
+//! step: an IPv6 packet with an IPv4-mapped address drops as malformed;
+//! classify both addresses by longest-prefix match; intra-zone traffic of a
+//! non-isolated zone without tables of its own passes without a lookup; look
+//! up `(src, dst, proto)`, then `(src, dst, PROTO_ANY)`; binary-search the
+//! port; monitor mode turns a default-deny drop (never an explicit deny) into
+//! an audit. The differential test holds the XDP program to it.
 //!
-//! [`decide_by_rules`] reads the rules directly, the way LANGUAGE.md states
-//! the semantics, with no tables. Property tests hold the two equal.
+//! [`decide_by_rules`] reads the rules directly, the way the language
+//! reference (`docs/language.md`, Semantics) states them, with no tables.
+//! Property tests hold the two equal.
 
 use std::net::IpAddr;
 
 use serde::Serialize;
 use wardgate_common::{
     IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, PROTO_ANY, PairKey,
-    RULE_NONE, VERDICT_ALLOW, WORLD_ZONE, ZONE_ISOLATED, ZONE_MONITOR,
+    RULE_NONE, VERDICT_ALLOW, WORLD_ZONE, ZONE_INTRA_TABLE, ZONE_ISOLATED, ZONE_MONITOR,
 };
 
 use crate::image::PolicyImage;
 use crate::lower::find;
 use crate::model::{Action, Date, Policy, RuleId, ZoneId};
-use crate::prefix::{Key, addr_key};
+use crate::prefix::{Key, V4_MAPPED_BASE, addr_key};
 
 /// The first packet of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,22 +76,73 @@ pub struct Decision {
     pub src_zone: ZoneId,
     pub dst_zone: ZoneId,
     pub rule: Option<RuleId>,
+    /// Dropped as malformed before the policy is consulted: an IPv6 packet
+    /// whose source or destination is IPv4-mapped (`::ffff:0:0/96`). Both
+    /// zones are then `world` and `rule` is `None`.
+    pub malformed: bool,
+}
+
+impl Decision {
+    fn malformed() -> Self {
+        Self {
+            verdict: Verdict::Deny,
+            src_zone: WORLD_ZONE,
+            dst_zone: WORLD_ZONE,
+            rule: None,
+            malformed: true,
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`): never on a real wire, and
+/// never to be classified as the IPv4 address it embeds.
+#[must_use]
+pub fn is_v4_mapped(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(_) => false,
+        IpAddr::V6(a) => u128::from(a) >> 32 == V4_MAPPED_BASE >> 32,
+    }
+}
+
+impl Packet {
+    /// An IPv6 packet with an IPv4-mapped source or destination: malformed.
+    #[must_use]
+    pub fn is_malformed(&self) -> bool {
+        is_v4_mapped(self.src) || is_v4_mapped(self.dst)
+    }
+}
+
+/// The verdict of a packet no allow covers: an explicit deny (`rule` is
+/// `Some`) always drops; a default deny passes as an audit when a zone
+/// involved is in monitor mode.
+fn denied(rule: Option<RuleId>, monitor: bool) -> Verdict {
+    if rule.is_none() && monitor {
+        Verdict::Audit
+    } else {
+        Verdict::Deny
+    }
 }
 
 /// Decides a packet from the image's tables, exactly as the datapath does.
 #[must_use]
 pub fn decide(image: &PolicyImage, pkt: &Packet) -> Decision {
+    if pkt.is_malformed() {
+        return Decision::malformed();
+    }
     let src_zone = image.classify(addr_key(pkt.src));
     let dst_zone = image.classify(addr_key(pkt.dst));
     let flags = |z: ZoneId| image.zones().get(z as usize).map_or(0, |z| z.flags);
     let (sf, df) = (flags(src_zone), flags(dst_zone));
-    if src_zone == dst_zone && sf & ZONE_ISOLATED == 0 {
-        return Decision {
-            verdict: Verdict::Allow,
-            src_zone,
-            dst_zone,
-            rule: None,
-        };
+    let intra = src_zone == dst_zone && sf & ZONE_ISOLATED == 0;
+    let allow_intra = Decision {
+        verdict: Verdict::Allow,
+        src_zone,
+        dst_zone,
+        rule: None,
+        malformed: false,
+    };
+    if intra && sf & ZONE_INTRA_TABLE == 0 {
+        return allow_intra;
     }
     let key = |proto| PairKey {
         src_zone,
@@ -100,24 +154,25 @@ pub fn decide(image: &PolicyImage, pkt: &Packet) -> Decision {
         .or_else(|| image.table(key(PROTO_ANY)));
     let (allowed, rule) = match table.and_then(|t| find(t, pkt.lookup_port())) {
         Some(iv) => (iv.verdict == VERDICT_ALLOW, iv.rule),
+        None if intra => return allow_intra,
         None => (false, RULE_NONE),
     };
+    let rule = (rule != RULE_NONE).then_some(rule);
     let verdict = if allowed {
         Verdict::Allow
-    } else if (sf | df) & ZONE_MONITOR != 0 {
-        Verdict::Audit
     } else {
-        Verdict::Deny
+        denied(rule, (sf | df) & ZONE_MONITOR != 0)
     };
     Decision {
         verdict,
         src_zone,
         dst_zone,
-        rule: (rule != RULE_NONE).then_some(rule),
+        rule,
+        malformed: false,
     }
 }
 
-/// Decides a packet by reading the policy's rules one by one, as LANGUAGE.md
+/// Decides a packet by reading the policy's rules one by one, as docs/language.md
 /// words it. Slow; for tests.
 #[must_use]
 pub fn decide_by_rules(policy: &Policy, today: Option<Date>, pkt: &Packet) -> Decision {
@@ -137,16 +192,11 @@ pub fn decide_by_rules(policy: &Policy, today: Option<Date>, pkt: &Packet) -> De
         }
         best.map_or(WORLD_ZONE, |b| b.1)
     };
+    if pkt.is_malformed() {
+        return Decision::malformed();
+    }
     let (s, d) = (classify(pkt.src), classify(pkt.dst));
     let (sz, dz) = (policy.zone(s), policy.zone(d));
-    if s == d && !sz.isolated {
-        return Decision {
-            verdict: Verdict::Allow,
-            src_zone: s,
-            dst_zone: d,
-            rule: None,
-        };
-    }
     let port = pkt.lookup_port();
     let mut allow: Option<RuleId> = None;
     let mut deny: Option<RuleId> = None;
@@ -161,20 +211,20 @@ pub fn decide_by_rules(policy: &Policy, today: Option<Date>, pkt: &Packet) -> De
         };
         slot.get_or_insert(id);
     }
+    // A deny in force drops, inside a zone too and whatever any allow says;
+    // then intra-zone traffic of a zone that is not isolated (never `world`)
+    // passes; then an allow must cover it; else default deny.
     let (verdict, rule) = match (deny, allow) {
         (Some(r), _) => (Verdict::Deny, Some(r)),
+        (None, _) if s == d && !sz.isolated => (Verdict::Allow, None),
         (None, Some(r)) => (Verdict::Allow, Some(r)),
-        (None, None) => (Verdict::Deny, None),
-    };
-    let verdict = if verdict == Verdict::Deny && (sz.monitor || dz.monitor) {
-        Verdict::Audit
-    } else {
-        verdict
+        (None, None) => (denied(None, sz.monitor || dz.monitor), None),
     };
     Decision {
         verdict,
         src_zone: s,
         dst_zone: d,
         rule,
+        malformed: false,
     }
 }

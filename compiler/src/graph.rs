@@ -9,15 +9,17 @@
 //! another zone of `B`; `require no-path A -> B` when no chain of edges does.
 //! A violation names the shortest chain, hop by hop, with the rule that opens
 //! each hop. A requirement that holds by the rules but not at run time, where
-//! a zone in `mode monitor` passes everything it would drop, is reported too
-//! (as a warning: the guarantee is not enforced yet).
+//! a zone in `mode monitor` passes what default deny would drop, is reported
+//! too (as a warning: the guarantee is not enforced yet). Monitor mode never
+//! opens what a `deny` rule covers, so a pair that explicit denies close for
+//! every protocol and port stays closed at run time too.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Bfs, EdgeRef};
-use wardgate_common::{Interval, PairKey, VERDICT_ALLOW};
+use wardgate_common::{Interval, PROTO_ANY, PairKey, RULE_NONE, VERDICT_ALLOW, VERDICT_DENY};
 
 use crate::model::{Policy, RequireKind, Requirement, RuleId, ZoneId};
 
@@ -34,6 +36,28 @@ pub struct FlowGraph {
     pub graph: DiGraph<ZoneId, Edge>,
     /// Per zone: `mode monitor`.
     monitor: Vec<bool>,
+    /// Pairs `(a, b)`, `a != b`, whose every packet an explicit deny covers:
+    /// closed at run time even when a zone of the pair is in monitor mode.
+    denied: HashSet<(ZoneId, ZoneId)>,
+}
+
+/// Whether explicit denies close a pair for every packet, gathered table by
+/// table.
+struct Closing {
+    pair: (ZoneId, ZoneId),
+    /// Protocols with a table of their own.
+    own: usize,
+    /// Explicit denies cover every port of each of those tables.
+    own_closed: bool,
+    /// Explicit denies cover the `any` table (`None`: there is none).
+    any_closed: Option<bool>,
+}
+
+impl Closing {
+    fn closed(&self) -> bool {
+        // Every protocol number has a table, or the rest fall to `any`.
+        self.own_closed && (self.own == 256 || self.any_closed == Some(true))
+    }
 }
 
 /// One hop of a chain: `from -> to`, opened by `rule`, or by monitor mode
@@ -67,6 +91,13 @@ impl FlowGraph {
             graph.add_node(u32::try_from(z).expect("zone count fits u32"));
         }
         let mut current: Option<((ZoneId, ZoneId), Edge)> = None;
+        let mut closing: Option<Closing> = None;
+        let mut denied = HashSet::new();
+        let close = |denied: &mut HashSet<(ZoneId, ZoneId)>, c: Option<Closing>| {
+            if let Some(c) = c.filter(Closing::closed) {
+                denied.insert(c.pair);
+            }
+        };
         let flush = |graph: &mut DiGraph<ZoneId, Edge>, cur: Option<((ZoneId, ZoneId), Edge)>| {
             if let Some(((s, d), mut e)) = cur
                 && !e.rules.is_empty()
@@ -84,6 +115,23 @@ impl FlowGraph {
             if current.as_ref().is_none_or(|c| c.0 != pair) {
                 flush(&mut graph, current.take());
                 current = Some((pair, Edge::default()));
+                close(&mut denied, closing.take());
+                closing = Some(Closing {
+                    pair,
+                    own: 0,
+                    own_closed: true,
+                    any_closed: None,
+                });
+            }
+            let all_denied = table
+                .iter()
+                .all(|iv| iv.verdict == VERDICT_DENY && iv.rule != RULE_NONE);
+            let c = closing.as_mut().expect("set above");
+            if key.proto == PROTO_ANY {
+                c.any_closed = Some(all_denied);
+            } else {
+                c.own += 1;
+                c.own_closed &= all_denied;
             }
             let edge = &mut current.as_mut().expect("set above").1;
             edge.rules.extend(
@@ -94,7 +142,12 @@ impl FlowGraph {
             );
         }
         flush(&mut graph, current);
-        Self { graph, monitor }
+        close(&mut denied, closing);
+        Self {
+            graph,
+            monitor,
+            denied,
+        }
     }
 
     /// The graph of a policy lowered into `tables`.
@@ -227,16 +280,17 @@ impl FlowGraph {
                     .ok()
                     .map(|i| rules[i].1)
             };
+            let opens = |v: ZoneId| v != u && !self.denied.contains(&(u, v));
             if self.monitor[u as usize] {
                 for v in 0..self.zone_count() {
                     let v = u32::try_from(v).expect("zone count fits u32");
-                    if v != u {
+                    if opens(v) {
                         out.push((v, rule_to(v)));
                     }
                 }
             } else {
                 let mut all: Vec<ZoneId> = rules.iter().map(|e| e.0).collect();
-                all.extend(monitors.iter().copied().filter(|&m| m != u));
+                all.extend(monitors.iter().copied().filter(|&m| opens(m)));
                 all.sort_unstable();
                 all.dedup();
                 out.extend(all.into_iter().map(|v| (v, rule_to(v))));
@@ -390,7 +444,7 @@ mod tests {
     }
 
     #[test]
-    fn denied_traffic_is_no_edge_but_monitor_opens_it_at_run_time() {
+    fn monitor_opens_default_deny_pairs_but_never_what_a_deny_covers() {
         let mut p = policy(&["a", "b"]);
         rule(&mut p, Action::Allow, &[1], &[2], &[tcp(1, 100)]);
         rule(&mut p, Action::Deny, &[1], &[2], &[any()]);
@@ -399,9 +453,20 @@ mod tests {
         assert_eq!(g.prove(&req(RequireKind::NoFlow, &[1], &[2])), Proof::Holds);
         p.zones[2].monitor = true;
         let g = FlowGraph::of_policy(&p, &lower(&p, None).unwrap());
-        let proof = g.prove(&req(RequireKind::NoFlow, &[1], &[2]));
         assert_eq!(
-            proof,
+            g.prove(&req(RequireKind::NoFlow, &[1], &[2])),
+            Proof::Holds,
+            "a deny of every packet holds in monitor mode too"
+        );
+
+        // A deny of tcp only leaves udp to default deny, which monitor opens.
+        let mut p = policy(&["a", "b"]);
+        rule(&mut p, Action::Deny, &[1], &[2], &[tcp(0, u16::MAX)]);
+        p.zones[2].monitor = true;
+        p.canonicalize();
+        let g = FlowGraph::of_policy(&p, &lower(&p, None).unwrap());
+        assert_eq!(
+            g.prove(&req(RequireKind::NoFlow, &[1], &[2])),
             Proof::NotEnforced(vec![Hop {
                 from: 1,
                 to: 2,

@@ -16,12 +16,12 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wardgate_common::maps::{MAX_INTERVALS, MAX_PAIRS, MAX_PREFIXES, MAX_RULES, MAX_ZONES};
 use wardgate_common::{
     Interval, PROTO_ANY, PairKey, RULE_NONE, Span, VERDICT_ALLOW, VERDICT_DENY, WORLD_ZONE,
-    ZONE_ISOLATED, ZONE_MONITOR, ZoneInfo,
+    ZONE_INTRA_TABLE, ZONE_ISOLATED, ZONE_MONITOR, ZoneInfo,
 };
 
+use crate::capacity::{self, CapacityError, Counts};
 use crate::lower::Lowered;
 use crate::model::{Action, Policy, RuleId, ZoneId};
 use crate::prefix::{Key, Lpm, v4_guard};
@@ -29,7 +29,7 @@ use crate::prefix::{Key, Lpm, v4_guard};
 /// First word of the header line.
 pub const IMAGE_MAGIC: &str = "wardgate-image";
 /// Format version; bumped on any incompatible change.
-pub const IMAGE_VERSION: u32 = 1;
+pub const IMAGE_VERSION: u32 = 2;
 
 /// A zone as the image records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +37,8 @@ pub const IMAGE_VERSION: u32 = 1;
 pub struct ImageZone {
     pub id: ZoneId,
     pub name: String,
-    /// `ZONE_MONITOR | ZONE_ISOLATED` bits, as in `ZoneInfo::flags`.
+    /// `ZONE_MONITOR | ZONE_ISOLATED | ZONE_INTRA_TABLE` bits, as in
+    /// `ZoneInfo::flags`.
     pub flags: u32,
     pub criticality: Option<String>,
     pub tags: Vec<String>,
@@ -80,12 +81,8 @@ impl PartialEq for PolicyImage {
 /// Why an image could not be built or loaded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ImageError {
-    #[error("the policy has {count} {what}, more than the datapath holds ({max})")]
-    Capacity {
-        what: &'static str,
-        count: usize,
-        max: u32,
-    },
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
     #[error("not a wardgate policy image (the first line must start with `{IMAGE_MAGIC}`)")]
     NotAnImage,
     #[error("policy image version {0} is not supported (this build reads version {IMAGE_VERSION})")]
@@ -124,6 +121,12 @@ impl PolicyImage {
     /// # Errors
     /// [`ImageError::Capacity`] when a table does not fit the datapath's maps.
     pub fn build(policy: &Policy, lowered: &Lowered) -> Result<Self, ImageError> {
+        let own_tables: std::collections::BTreeSet<ZoneId> = lowered
+            .tables
+            .keys()
+            .filter(|k| k.src_zone == k.dst_zone)
+            .map(|k| k.src_zone)
+            .collect();
         let zones: Vec<ImageZone> = policy
             .zones
             .iter()
@@ -131,7 +134,12 @@ impl PolicyImage {
             .map(|(i, z)| ImageZone {
                 id: u32::try_from(i).expect("zone count fits u32"),
                 name: z.name.clone(),
-                flags: z.flags(),
+                flags: z.flags()
+                    | if own_tables.contains(&u32::try_from(i).expect("zone count fits u32")) {
+                        ZONE_INTRA_TABLE
+                    } else {
+                        0
+                    },
                 criticality: z.criticality.map(|c| c.as_str().to_owned()),
                 tags: z.tags.iter().cloned().collect(),
             })
@@ -276,6 +284,9 @@ impl PolicyImage {
         if zones.first().is_none_or(|z| z.name != "world") {
             return invalid("zone 0 must be `world`");
         }
+        if zones[0].flags & ZONE_ISOLATED == 0 {
+            return invalid("zone `world` must be isolated");
+        }
         let mut names = std::collections::HashSet::new();
         for (i, z) in zones.iter().enumerate() {
             if z.id as usize != i {
@@ -284,7 +295,7 @@ impl PolicyImage {
             if !names.insert(z.name.as_str()) {
                 return invalid(format!("zone `{}` appears twice", z.name));
             }
-            if z.flags & !(ZONE_MONITOR | ZONE_ISOLATED) != 0 {
+            if z.flags & !(ZONE_MONITOR | ZONE_ISOLATED | ZONE_INTRA_TABLE) != 0 {
                 return invalid(format!(
                     "zone `{}` has unknown flags {:#x}",
                     z.name, z.flags
@@ -355,10 +366,30 @@ impl PolicyImage {
                     "pair {src_zone} -> {dst_zone} proto {proto} points outside the intervals"
                 ));
             }
-            check_partition(&ivs[first as usize..end as usize], rules.len()).map_err(|m| {
-                ImageError::Invalid(format!("pair {src_zone} -> {dst_zone} proto {proto}: {m}"))
-            })?;
+            let own = src_zone == dst_zone;
+            if own && zones[src_zone as usize].flags & ZONE_INTRA_TABLE == 0 {
+                return invalid(format!(
+                    "pair {src_zone} -> {dst_zone} proto {proto}: the zone is not flagged as having tables of its own"
+                ));
+            }
+            let open = own && zones[src_zone as usize].flags & ZONE_ISOLATED == 0;
+            check_partition(&ivs[first as usize..end as usize], rules.len(), open).map_err(
+                |m| {
+                    ImageError::Invalid(format!("pair {src_zone} -> {dst_zone} proto {proto}: {m}"))
+                },
+            )?;
             prs.push((key, Span { first, count }));
+        }
+        for z in &zones {
+            let has_own = prs
+                .iter()
+                .any(|(k, _)| k.src_zone == z.id && k.dst_zone == z.id);
+            if z.flags & ZONE_INTRA_TABLE != 0 && !has_own {
+                return invalid(format!(
+                    "zone `{}` is flagged as having tables of its own and has none",
+                    z.name
+                ));
+            }
         }
         Ok(Self::assemble(zones, keys, prs, ivs, rules))
     }
@@ -465,22 +496,20 @@ fn check_capacity(
     intervals: usize,
     rules: usize,
 ) -> Result<(), ImageError> {
-    for (what, count, max) in [
-        ("zones", zones, MAX_ZONES),
-        ("prefixes", prefixes, MAX_PREFIXES),
-        ("zone-pair tables", pairs, MAX_PAIRS),
-        ("port intervals", intervals, MAX_INTERVALS),
-        ("rules", rules, MAX_RULES),
-    ] {
-        if count > max as usize {
-            return Err(ImageError::Capacity { what, count, max });
-        }
-    }
+    capacity::check(Counts {
+        zones,
+        prefixes,
+        pairs,
+        intervals,
+        rules,
+    })?;
     Ok(())
 }
 
-/// A table must partition `0..=65535` with valid verdicts and rule ids.
-fn check_partition(table: &[Interval], rules: usize) -> Result<(), String> {
+/// A table must partition `0..=65535` with valid verdicts and rule ids. In
+/// the own pair of a zone that is not isolated (`open`), ports no rule covers
+/// allow (no default deny); elsewhere every allow names its rule.
+fn check_partition(table: &[Interval], rules: usize, open: bool) -> Result<(), String> {
     let mut next = 0u32;
     for iv in table {
         if u32::from(iv.lo) != next || iv.hi < iv.lo {
@@ -489,8 +518,8 @@ fn check_partition(table: &[Interval], rules: usize) -> Result<(), String> {
             ));
         }
         match iv.verdict {
-            VERDICT_ALLOW if (iv.rule as usize) < rules => {}
-            VERDICT_DENY if iv.rule == RULE_NONE || (iv.rule as usize) < rules => {}
+            VERDICT_ALLOW if (iv.rule as usize) < rules || (open && iv.rule == RULE_NONE) => {}
+            VERDICT_DENY if (iv.rule as usize) < rules || (!open && iv.rule == RULE_NONE) => {}
             _ => {
                 return Err(format!(
                     "interval {}-{} has verdict {} and rule {}",

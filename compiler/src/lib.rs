@@ -8,8 +8,10 @@
 //! requirement proofs ([`graph`]), lints ([`lints`]), and the reviewer's views
 //! (`query`, `graph`, `diff`, `report`). What it is not: a parser (that is
 //! `wardgate-lang`) or a loader (that is `wardgate-agent`).
+#![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod capacity;
 pub mod codes;
 pub mod eval;
 pub mod graph;

@@ -3,6 +3,7 @@
 //! One file per command under `cli/`; each has an `Args` struct (clap) and a
 //! `run(Args) -> ExitCode`. Exit codes: 0 success, 1 problems found, 2 usage
 //! or I/O failure (see `cli::EXIT_*`).
+#![forbid(unsafe_code)]
 
 mod cli;
 
@@ -12,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// Segmentation policy as code for hospital networks.
 #[derive(Parser)]
-#[command(name = "wardgate", version, about)]
+#[command(name = "wardgate", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,7 +23,7 @@ struct Cli {
 enum Command {
     /// Parse, resolve, prove requirements and lint a policy.
     Check(cli::check::Args),
-    /// Format policies in place (`--check`: only report files that would change).
+    /// Format policies in place, every `.ward` below a directory, or stdin to stdout (`-`).
     Fmt(cli::fmt::Args),
     /// Compile a policy to a policy image for the gateway.
     Compile(cli::compile::Args),
@@ -34,6 +35,8 @@ enum Command {
     Diff(cli::diff::Args),
     /// Exposure: reach and blast radius per zone, who reaches life-critical zones.
     Report(cli::report::Args),
+    /// What a diagnostic code means: what it reports, why, an example, the fix.
+    Explain(cli::explain::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +48,6 @@ fn main() -> ExitCode {
         Command::Graph(args) => cli::graph::run(&args),
         Command::Diff(args) => cli::diff::run(&args),
         Command::Report(args) => cli::report::run(&args),
+        Command::Explain(args) => cli::explain::run(&args),
     }
 }

@@ -17,6 +17,8 @@ use wardgate_common::WORLD_ZONE;
 
 /// Index of a zone in [`Policy::zones`]; `0` is `world`.
 pub type ZoneId = u32;
+/// The id of `world`.
+pub const WORLD: ZoneId = WORLD_ZONE;
 /// Index of a rule in [`Policy::rules`] (after canonicalization).
 pub type RuleId = u32;
 
@@ -67,28 +69,6 @@ impl fmt::Display for Origin {
     }
 }
 
-/// `criticality` of a zone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Criticality {
-    LifeCritical,
-    High,
-    Medium,
-    Low,
-}
-
-impl Criticality {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LifeCritical => "life-critical",
-            Self::High => "high",
-            Self::Medium => "medium",
-            Self::Low => "low",
-        }
-    }
-}
-
 /// One prefix of a zone, with where it was declared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrefixDecl {
@@ -96,7 +76,8 @@ pub struct PrefixDecl {
     pub origin: Origin,
 }
 
-/// A zone (or `world`, id 0, which has no prefixes and no origin).
+/// A zone (or `world`, id 0, which has no prefixes and no origin, and is
+/// always `isolated`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Zone {
     pub name: String,
@@ -110,6 +91,10 @@ pub struct Zone {
     pub origin: Option<Origin>,
     /// Inventory devices put addresses into this zone.
     pub has_inventory: bool,
+    /// Networks and hosts written for this zone, counting those refused
+    /// with an error (a prefix another zone declares first): an empty
+    /// `prefixes` is then that error's consequence, not an empty zone.
+    pub declared_addresses: usize,
 }
 
 impl Zone {
@@ -151,25 +136,6 @@ impl Zone {
             f |= wardgate_common::ZONE_ISOLATED;
         }
         f
-    }
-}
-
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Allow,
-    Deny,
-}
-
-impl Action {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-        }
     }
 }
 
@@ -249,91 +215,13 @@ pub fn proto_name(p: u8) -> Option<&'static str> {
     }
 }
 
-/// A calendar date (UTC), as in `until 2027-01-31`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    pub year: i32,
-    pub month: u8,
-    pub day: u8,
-}
+/// Zone criticality, rule action and requirement kind: the language's own
+/// types, one of each for the whole project.
+pub use wardgate_lang::ast::{Action, Criticality, RequireKind};
 
-impl Date {
-    /// Parses `YYYY-MM-DD`, checking that the day exists.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        let mut it = s.split('-');
-        let (y, m, d) = (it.next()?, it.next()?, it.next()?);
-        if it.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
-            return None;
-        }
-        let date = Self {
-            year: y.parse().ok()?,
-            month: m.parse().ok()?,
-            day: d.parse().ok()?,
-        };
-        let valid = (1..=12).contains(&date.month)
-            && date.day >= 1
-            && date.day <= days_in_month(date.year, date.month);
-        valid.then_some(date)
-    }
-
-    /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
-    #[must_use]
-    pub fn days(self) -> i64 {
-        let y = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = i64::from(self.month);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    /// The date `days` days since 1970-01-01 (`civil_from_days`).
-    #[must_use]
-    #[expect(clippy::cast_possible_truncation, reason = "month and day fit in u8")]
-    pub fn from_days(days: i64) -> Self {
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        Self {
-            year: i32::try_from(year).unwrap_or(i32::MAX),
-            month,
-            day,
-        }
-    }
-}
-
-impl From<wardgate_lang::date::Date> for Date {
-    fn from(d: wardgate_lang::date::Date) -> Self {
-        Self {
-            year: i32::from(d.year()),
-            month: d.month(),
-            day: d.day(),
-        }
-    }
-}
-
-fn days_in_month(year: i32, month: u8) -> u8 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        _ => 31,
-    }
-}
-
-impl fmt::Display for Date {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
-}
+/// A calendar date (UTC), as in `until 2027-01-31`: the language's own
+/// calendar, one for the whole project.
+pub use wardgate_lang::date::Date;
 
 /// An `allow` or `deny` statement with its selectors resolved to zone sets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -371,23 +259,6 @@ impl Rule {
         self.src.binary_search(&src).is_ok()
             && self.dst.binary_search(&dst).is_ok()
             && self.services.iter().any(|a| a.covers(proto, port))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RequireKind {
-    NoFlow,
-    NoPath,
-}
-
-impl RequireKind {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NoFlow => "no-flow",
-            Self::NoPath => "no-path",
-        }
     }
 }
 
@@ -431,7 +302,12 @@ impl Policy {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            zones: vec![Zone::new("world")],
+            zones: vec![Zone {
+                // `world` is isolated: traffic between two addresses that no
+                // zone holds passes only if a rule allows `world -> world`.
+                isolated: true,
+                ..Zone::new("world")
+            }],
             rules: Vec::new(),
             requirements: Vec::new(),
             services: Vec::new(),
@@ -542,19 +418,6 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_round_trip_and_validate() {
-        let d = Date::parse("2027-01-31").unwrap();
-        assert_eq!(d.to_string(), "2027-01-31");
-        assert_eq!(Date::from_days(d.days()), d);
-        assert_eq!(Date::from_days(d.days() + 1).to_string(), "2027-02-01");
-        assert_eq!(Date::parse("1970-01-01").unwrap().days(), 0);
-        assert!(Date::parse("2027-02-29").is_none());
-        assert!(Date::parse("2028-02-29").is_some());
-        assert!(Date::parse("2027-1-31").is_none());
-        assert!(Date::parse("2027-13-01").is_none());
-    }
 
     #[test]
     fn atoms_display_like_the_language() {

@@ -7,6 +7,8 @@
 //! is documented in `docs/nftables.md`; keep the two in step.
 //!
 //! In short, in the `forward` hook:
+//! 0. an IPv6 packet with an IPv4-mapped source or destination
+//!    (`::ffff:0:0/96`) drops as malformed (counter `drop_mapped`);
 //! 1. packets of tracked connections (`ct state established,related`) and
 //!    IPv6 neighbour discovery pass;
 //! 2. the destination address is classified by an interval map
@@ -14,13 +16,15 @@
 //!    priority as `0:DST` (a tc classid, hex);
 //! 3. the source address jumps through a verdict map (`src_zone_v4` /
 //!    `src_zone_v6`) into a two-line chain per zone, `from_zN`, which accepts
-//!    intra-zone traffic of a non-isolated zone and otherwise ORs `N:0` into
-//!    the priority, so that it reads `SRC:DST`;
+//!    intra-zone traffic of a non-isolated zone without tables of its own and
+//!    otherwise ORs `N:0` into the priority, so that it reads `SRC:DST`;
 //! 4. chain `decide` looks up `SRC:DST . protocol . port-or-type` in one of
 //!    three verdict maps (`policy_ports`, `policy_icmp`, `policy_other`)
 //!    built from the image's interval tables; hits go to a counting chain per
-//!    rule (`allow_N`, `deny_N`, `audit_N`), misses are default deny, or
-//!    audit when a monitor zone is involved.
+//!    rule (`allow_N`, `deny_N`) or, for intra-zone ports no deny covers, to
+//!    `intra_zone`; misses are intra-zone for a non-isolated zone's own pair,
+//!    else default deny, or audit when a monitor zone is involved (an
+//!    explicit deny drops in monitor mode too).
 //!
 //! nftables interval maps reject overlapping elements, so nested prefixes
 //! are flattened into disjoint address ranges first ([`zone_ranges`]): each
@@ -36,7 +40,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use wardgate_common::{
     IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, PROTO_ANY, RULE_NONE,
-    VERDICT_ALLOW, WORLD_ZONE, ZONE_ISOLATED, ZONE_MONITOR,
+    VERDICT_ALLOW, WORLD_ZONE, ZONE_INTRA_TABLE, ZONE_ISOLATED, ZONE_MONITOR,
 };
 
 use crate::image::{PolicyImage, RuleMeta};
@@ -216,17 +220,18 @@ pub fn maps(image: &PolicyImage) -> Vec<Map> {
 /// Where an interval of a table sends a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
+    /// Intra-zone traffic of a zone that is not isolated, no deny covering it.
+    Intra,
     Allow(u32),
     Deny(u32),
-    Audit(u32),
 }
 
 impl Target {
     fn chain(self) -> String {
         match self {
+            Self::Intra => "intra_zone".to_owned(),
             Self::Allow(r) => format!("allow_{r}"),
             Self::Deny(r) => format!("deny_{r}"),
-            Self::Audit(r) => format!("audit_{r}"),
         }
     }
 }
@@ -313,20 +318,17 @@ impl<'a> Renderer<'a> {
         for (key, _) in image.pairs() {
             let (s, d) = (key.src_zone, key.dst_zone);
             let pair = pair_value(s, d);
-            let monitor = (flags(image, s) | flags(image, d)) & ZONE_MONITOR != 0;
             let table = image.table(*key).expect("pairs come from the image");
             let intervals: Vec<(u16, u16, Target)> = table
                 .iter()
                 .filter_map(|iv| {
-                    let target = if iv.verdict == VERDICT_ALLOW {
-                        Target::Allow(iv.rule)
-                    } else if iv.rule == RULE_NONE {
+                    let target = match (iv.verdict == VERDICT_ALLOW, iv.rule == RULE_NONE) {
+                        (true, true) => Target::Intra,
+                        (true, false) => Target::Allow(iv.rule),
                         // Default deny: left out, the chain's tail decides.
-                        return None;
-                    } else if monitor {
-                        Target::Audit(iv.rule)
-                    } else {
-                        Target::Deny(iv.rule)
+                        (false, true) => return None,
+                        // An explicit deny drops, in monitor mode too.
+                        (false, false) => Target::Deny(iv.rule),
                     };
                     Some((iv.lo, iv.hi, target))
                 })
@@ -427,6 +429,10 @@ impl<'a> Renderer<'a> {
                 "intra-zone traffic of a zone that is not isolated",
             ),
             ("default_deny", "no allow rule covers the packet"),
+            (
+                "drop_mapped",
+                "an IPv6 packet with an IPv4-mapped address, malformed",
+            ),
             (
                 "default_audit",
                 "no allow rule covers the packet, a zone is in monitor mode",
@@ -558,6 +564,7 @@ impl<'a> Renderer<'a> {
     fn chains(&self, out: &mut String) {
         let image = self.image;
         let isolated = |z: ZoneId| flags(image, z) & ZONE_ISOLATED != 0;
+        let own_tables = |z: ZoneId| flags(image, z) & ZONE_INTRA_TABLE != 0;
         let monitor: Vec<ZoneId> = image
             .zones()
             .iter()
@@ -568,10 +575,13 @@ impl<'a> Renderer<'a> {
         out.push_str(
             "\tchain forward {\n\
              \t\ttype filter hook forward priority filter; policy drop;\n\
+             \t\t# IPv4-mapped IPv6 addresses never appear on a real wire: malformed.\n\
+             \t\tip6 saddr ::ffff:0:0/96 counter name \"drop_mapped\" drop\n\
+             \t\tip6 daddr ::ffff:0:0/96 counter name \"drop_mapped\" drop\n\
              \t\t# Replies and related ICMP errors of allowed connections.\n\
              \t\tct state established,related accept\n\
-             \t\t# Neighbour discovery is not the policy's business.\n\
-             \t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept\n\
+             \t\t# Neighbour discovery and MLD are not the policy's business.\n\
+             \t\ticmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect, mld2-listener-report } accept\n\
              \t\t# The priority holds SRC:DST while deciding; reset on accept.\n\
              \t\tmeta priority set none\n\
              \t\tmeta priority set ip daddr map @dst_zone_v4\n\
@@ -579,8 +589,8 @@ impl<'a> Renderer<'a> {
              \t\tip saddr vmap @src_zone_v4\n\
              \t\tip6 saddr vmap @src_zone_v6\n",
         );
-        // The source is `world`.
-        if !isolated(WORLD_ZONE) {
+        // The source is `world` (always isolated today).
+        if !isolated(WORLD_ZONE) && !own_tables(WORLD_ZONE) {
             out.push_str("\t\tmeta priority none goto intra_zone\n");
         }
         out.push_str("\t\tgoto decide\n\t}\n\n");
@@ -596,7 +606,7 @@ impl<'a> Renderer<'a> {
                 "\tchain from_z{z} {{\n\t\t# {}",
                 comment(image.zone_name(z))
             );
-            if !isolated(z) {
+            if !isolated(z) && !own_tables(z) {
                 let _ = writeln!(out, "\t\tmeta priority {} goto intra_zone", classid(0, z));
             }
             let _ = writeln!(
@@ -612,6 +622,20 @@ impl<'a> Renderer<'a> {
              \t\tmeta l4proto { icmp, ipv6-icmp } meta priority . meta l4proto . @th,0,8 vmap @policy_icmp\n\
              \t\tmeta priority . meta l4proto vmap @policy_other\n",
         );
+        // Zones whose own pair has tables: what no table holds is intra-zone.
+        let open_own: Vec<String> = image
+            .zones()
+            .iter()
+            .filter(|z| !isolated(z.id) && own_tables(z.id))
+            .map(|z| classid(z.id, z.id))
+            .collect();
+        if !open_own.is_empty() {
+            let _ = writeln!(
+                out,
+                "\t\t# Intra-zone traffic that no deny covers.\n\t\tmeta priority {{ {} }} goto intra_zone",
+                open_own.join(", ")
+            );
+        }
         if !monitor.is_empty() {
             let set = |f: &dyn Fn(ZoneId) -> String| {
                 monitor.iter().map(|&z| f(z)).collect::<Vec<_>>().join(", ")
@@ -637,14 +661,9 @@ impl<'a> Renderer<'a> {
         );
         for t in &self.targets {
             let (r, body) = match *t {
-                Target::Allow(r) => (r, "meta priority set none accept".to_owned()),
-                Target::Deny(r) => (r, "drop".to_owned()),
-                Target::Audit(r) => (
-                    r,
-                    format!(
-                        "log prefix \"wardgate audit rule {r}: \" meta priority set none accept"
-                    ),
-                ),
+                Target::Intra => continue,
+                Target::Allow(r) => (r, "meta priority set none accept"),
+                Target::Deny(r) => (r, "drop"),
             };
             let text = image.rule(r).map(rule_comment).unwrap_or_default();
             let _ = writeln!(
@@ -656,7 +675,8 @@ impl<'a> Renderer<'a> {
         debug_assert!(
             self.targets.iter().all(|t| {
                 let r = match *t {
-                    Target::Allow(r) | Target::Deny(r) | Target::Audit(r) => r,
+                    Target::Intra => return true,
+                    Target::Allow(r) | Target::Deny(r) => r,
                 };
                 image.rule(r).is_some_and(|m| {
                     m.active && (m.action == Action::Allow) == matches!(t, Target::Allow(_))

@@ -3,7 +3,7 @@
 //!
 //! The LPM trie of the datapath is keyed by 16-byte addresses: IPv6 as is,
 //! IPv4 as IPv4-mapped (`::ffff:a.b.c.d`), so an IPv4 `/n` is a `/(96 + n)`.
-//! IPv4 and IPv6 must classify separately (LANGUAGE.md, Classification), so
+//! IPv4 and IPv6 must classify separately (docs/language.md, Semantics), so
 //! when an IPv6 prefix contains the IPv4-mapped block `::ffff:0:0/96` the
 //! compiler adds that block for `world` ([`v4_guard`]): an IPv4 address that no
 //! IPv4 prefix holds then lands in `world`, not in the IPv6 zone.

@@ -12,12 +12,7 @@ fn example(name: &str) -> PolicyImage {
     let loaded =
         wardgate_lang::load(Path::new("examples").join(name).as_path()).expect("example loads");
     let opts = Options {
-        today: Some(
-            "2026-01-01"
-                .parse::<wardgate_lang::date::Date>()
-                .unwrap()
-                .into(),
-        ),
+        today: Some("2026-01-01".parse::<wardgate_lang::date::Date>().unwrap()),
     };
     let (image, diags) = wardgate_compiler::compile(&loaded, &opts);
     image.unwrap_or_else(|| panic!("{diags:#?}"))

@@ -36,6 +36,9 @@ const ADDRESSES: &[&str] = &[
     "2001:db8:1::1",
     "2001:db8:2::1",
     "2002::1",
+    // IPv4-mapped: malformed, never the IPv4 zone.
+    "::ffff:10.1.2.3",
+    "::ffff:200.0.0.1",
 ];
 
 const PROTOS: &[u8] = &[1, 6, 17, 50, 58, 132];
@@ -122,8 +125,7 @@ fn build(spec: &Spec) -> Policy {
             dst,
             services: services.clone(),
             service_labels: services.iter().map(ToString::to_string).collect(),
-            until: until
-                .map(|d| Date::from_days(Date::parse("2026-01-01").unwrap().days() + i64::from(d))),
+            until: until.map(|d| day(i64::from(d))),
             comment: None,
             text: format!("rule {i}"),
             origin: Origin::new("p.ward", 200 + u32::try_from(i).unwrap(), 1),
@@ -148,10 +150,14 @@ fn packet() -> impl Strategy<Value = Packet> {
         })
 }
 
+/// `n` days after 2026-01-01.
+fn day(n: i64) -> Date {
+    let start: Date = "2026-01-01".parse().unwrap();
+    Date::from_days_since_epoch(start.days_since_epoch() + n).unwrap()
+}
+
 fn today() -> impl Strategy<Value = Option<Date>> {
-    prop::option::of(
-        (0i64..6).prop_map(|d| Date::from_days(Date::parse("2026-01-01").unwrap().days() + d)),
-    )
+    prop::option::of((0i64..6).prop_map(day))
 }
 
 proptest! {
@@ -249,7 +255,7 @@ mod shuffled_examples {
         let loaded = wardgate_lang::load_with(Path::new(path), &mut read).unwrap();
         assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
         let opts = Options {
-            today: wardgate_compiler::model::Date::parse("2026-06-01"),
+            today: "2026-06-01".parse().ok(),
         };
         analyze(&loaded, &opts).image.expect("clean example")
     }

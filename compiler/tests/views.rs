@@ -15,7 +15,7 @@ const TODAY: &str = "2026-06-01";
 
 fn opts() -> Options {
     Options {
-        today: Date::parse(TODAY),
+        today: TODAY.parse::<Date>().ok(),
     }
 }
 
@@ -61,6 +61,8 @@ macro_rules! fixture {
 }
 
 fixture!(duplicate_prefix, "duplicate-prefix", "WG301");
+fixture!(empty_world, "empty-world", "WG304");
+fixture!(whole_address_space, "empty-world", "WG305");
 fixture!(no_flow_violated, "no-flow-violated", "WG401");
 fixture!(no_path_violated, "no-path-violated", "WG402");
 fixture!(

@@ -11,6 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let loaded = wardgate_lang::parse_str("fuzz.ward", text);
     let _ = render::human(&loaded.diagnostics, &loaded.sources);
+    let _ = render::concise(&loaded.diagnostics, &loaded.sources);
     let _ = render::json(&loaded.diagnostics, &loaded.sources);
     let _ = render::sarif(&loaded.diagnostics, &loaded.sources, &wardgate_lang::codes::ALL.iter().collect::<Vec<_>>());
     let _ = render::github(&loaded.diagnostics, &loaded.sources);

@@ -408,7 +408,12 @@ pub struct Rule {
     pub comment: Option<Node<String>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Ordered `allow` before `deny`; serialized lowercase (the policy image's
+/// rule metadata).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     Allow,
     Deny,

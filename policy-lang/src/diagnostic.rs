@@ -70,6 +70,20 @@ pub struct Diagnostic {
     /// Other places, each with its text.
     pub labels: Vec<(Span, String)>,
     pub help: Option<String>,
+    /// Set when a suppression comment in the policy acknowledges this
+    /// finding: it is then listed by JSON and SARIF only, and counts as
+    /// neither an error nor a warning.
+    pub suppression: Option<Suppression>,
+}
+
+/// A finding acknowledged in the policy by a comment
+/// (`# wardgate: allow(WG502) "reason"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    /// The suppression comment.
+    pub span: Span,
+    /// Why the finding is accepted, as written in the comment.
+    pub reason: String,
 }
 
 impl Diagnostic {
@@ -85,6 +99,7 @@ impl Diagnostic {
             primary_label: None,
             labels: Vec::new(),
             help: None,
+            suppression: None,
         }
     }
 
@@ -114,7 +129,13 @@ impl Diagnostic {
 
     #[must_use]
     pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
+        self.severity == Severity::Error && self.suppression.is_none()
+    }
+
+    /// A warning that no suppression comment acknowledges.
+    #[must_use]
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning && self.suppression.is_none()
     }
 }
 

@@ -98,6 +98,39 @@ impl SourceFile {
         self.line_starts[i]
     }
 
+    /// Number of lines (a final newline does not start a new line).
+    #[must_use]
+    pub fn line_count(&self) -> usize {
+        let n = self.line_starts.len();
+        if n > 1 && self.line_starts[n - 1] == self.text.len() {
+            n - 1
+        } else {
+            n
+        }
+    }
+
+    /// The 1-based line holding a byte offset (clamped to the text).
+    #[must_use]
+    pub fn line_of(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.line_starts.partition_point(|&s| s <= offset)
+    }
+
+    /// Byte range of a 1-based line (clamped), without its line ending.
+    #[must_use]
+    pub fn line_bounds(&self, line: usize) -> (usize, usize) {
+        let start = self.line_start(line);
+        let end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |n| start + n);
+        let end = if end > start && self.text.as_bytes()[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        (start, end)
+    }
+
     /// The text of a 1-based line, without its newline.
     #[must_use]
     pub fn line_text(&self, line: usize) -> &str {

@@ -409,6 +409,8 @@ fn inventory_errors_point_at_yaml_lines() {
         ("root.ward", "inventory \"b.yaml\""),
         ("b.yaml", "devices:\n  - name: [\n"),
     ]);
+    // The root declares no zone either, but the unreadable inventory is the
+    // error to report: WG221 `no-zones` says nothing new then.
     assert_eq!(codes(&bad_yaml), ["WG217"]);
     assert_eq!(
         bad_yaml.sources.path(bad_yaml.diagnostics[0].primary.file),

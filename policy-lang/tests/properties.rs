@@ -4,7 +4,9 @@
 //!   layout and comments;
 //! - the parser never panics, on random text and on mutated policies; and
 //!   whenever a mutated policy parses cleanly, the round trip holds for it
-//!   too.
+//!   too;
+//! - the renderers never panic, and nothing they print for people holds a
+//!   control character other than newline and tab, whatever the text.
 
 use proptest::prelude::*;
 use wardgate_lang::ast::{File, is_keyword};
@@ -279,6 +281,22 @@ proptest! {
     fn parser_never_panics_on_random_text(text in "\\PC{0,200}") {
         let _ = parse(&text);
         let _ = format_source(&text);
+    }
+
+    #[test]
+    fn renderers_never_panic_nor_print_control_characters(
+        text in "([a-z0-9 \\n#\"{}:,./>=-]|\\PC|[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}]){0,200}",
+    ) {
+        let loaded = wardgate_lang::parse_str("p\x1b.ward", &text);
+        let (d, s) = (&loaded.diagnostics, &loaded.sources);
+        for out in [
+            wardgate_lang::render::human(d, s),
+            wardgate_lang::render::concise(d, s),
+            wardgate_lang::render::github(d, s),
+        ] {
+            let bad = out.chars().find(|c| c.is_control() && *c != '\n' && *c != '\t');
+            prop_assert!(bad.is_none(), "{:?} in {:?}", bad, out);
+        }
     }
 
     #[test]

@@ -180,6 +180,18 @@ impl Drop for TempDir {
 /// The metrics address each agent serves in its own gateway namespace.
 pub const METRICS: &str = "127.0.0.1:9750";
 
+/// How to launch an agent beyond its arguments.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Run the agent in a mount namespace of its own with a tmpfs of this
+    /// size (`mount -o size=`) on the directory: gone when the agent exits.
+    pub tmpfs: Option<(PathBuf, String)>,
+    /// The event log, instead of one in the test's directory.
+    pub events: Option<PathBuf>,
+}
+
 /// A running agent.
 pub struct Agent {
     child: Child,
@@ -205,14 +217,18 @@ impl Agent {
         policy: &Path,
         ifaces: &[&str],
         extra: &[&str],
+        events: Option<&Path>,
     ) -> (Command, PathBuf, PathBuf, PathBuf) {
         let name = unique("agent");
         let socket = dir.path.join(format!("{name}.sock"));
-        let events = dir.path.join(format!("{name}.events.jsonl"));
+        let events = events.map_or_else(
+            || dir.path.join(format!("{name}.events.jsonl")),
+            Path::to_path_buf,
+        );
         let log = dir.path.join(format!("{name}.log"));
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", gateway.name()))
-            .arg(binary())
+        cmd.arg(format!("--net=/run/netns/{}", gateway.name()));
+        cmd.arg(binary())
             .arg("run")
             .arg("--policy")
             .arg(policy)
@@ -240,8 +256,56 @@ impl Agent {
         ifaces: &[&str],
         extra: &[&str],
     ) -> Self {
-        let (mut cmd, socket, events, log) =
-            Self::command(gateway, dir, pins, policy, ifaces, extra);
+        Self::start_with(
+            gateway,
+            dir,
+            pins,
+            policy,
+            ifaces,
+            extra,
+            &Launch::default(),
+        )
+    }
+
+    /// [`Agent::start`] with a [`Launch`].
+    pub fn start_with(
+        gateway: &Netns,
+        dir: &TempDir,
+        pins: &PinDir,
+        policy: &Path,
+        ifaces: &[&str],
+        extra: &[&str],
+        launch: &Launch,
+    ) -> Self {
+        let (cmd, socket, events, log) = Self::command(
+            gateway,
+            dir,
+            pins,
+            policy,
+            ifaces,
+            extra,
+            launch.events.as_deref(),
+        );
+        let mut cmd = match &launch.tmpfs {
+            None => cmd,
+            Some((mount_dir, size)) => {
+                // unshare(1) makes a private mount namespace; the tmpfs
+                // vanishes with it when the agent exits.
+                let mut wrapped = Command::new("unshare");
+                wrapped
+                    .args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@""#)
+                    .arg("sh")
+                    .arg(size)
+                    .arg(mount_dir)
+                    .arg(cmd.get_program())
+                    .args(cmd.get_args());
+                wrapped
+            }
+        };
+        for (k, v) in &launch.env {
+            cmd.env(k, v);
+        }
         let log_file = std::fs::File::create(&log).expect("creating the agent log");
         let child = cmd
             .stdin(Stdio::null())
@@ -284,7 +348,36 @@ impl Agent {
         ifaces: &[&str],
         extra: &[&str],
     ) -> Failed {
-        let (mut cmd, socket, _, _) = Self::command(gateway, dir, pins, policy, ifaces, extra);
+        Self::start_failing_with(
+            gateway,
+            dir,
+            pins,
+            policy,
+            ifaces,
+            extra,
+            &Launch::default(),
+        )
+    }
+
+    /// [`Agent::start_failing`] with a [`Launch`] (its event log only).
+    pub fn start_failing_with(
+        gateway: &Netns,
+        dir: &TempDir,
+        pins: &PinDir,
+        policy: &Path,
+        ifaces: &[&str],
+        extra: &[&str],
+        launch: &Launch,
+    ) -> Failed {
+        let (mut cmd, socket, _, _) = Self::command(
+            gateway,
+            dir,
+            pins,
+            policy,
+            ifaces,
+            extra,
+            launch.events.as_deref(),
+        );
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -314,8 +407,55 @@ impl Agent {
         Failed { status, stderr }
     }
 
+    /// The agent's PID (nsenter execs the agent; unshare's `sh` execs it too).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` to the agent (our child, by its PID).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child, by its PID.
+        #[allow(unsafe_code, reason = "kill(2) to signal our child")]
+        let _ = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+
+    /// Sets the agent's open-files limits (soft, and hard if given), as
+    /// `prlimit --nofile` does. Raising a hard limit needs CAP_SYS_RESOURCE.
+    pub fn set_nofile_limit(&self, soft: u64, hard: Option<u64>) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id()))
+            .unwrap_or_default();
+        let current_hard = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .and_then(|h| h.parse().ok())
+            .unwrap_or(soft);
+        let new = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard.unwrap_or(current_hard),
+        };
+        // SAFETY: valid rlimit pointers; prlimit(2) on our own child.
+        #[allow(unsafe_code, reason = "prlimit(2) on our child")]
+        let rc = unsafe {
+            libc::prlimit(
+                self.child.id() as libc::pid_t,
+                libc::RLIMIT_NOFILE,
+                &raw const new,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
+    /// The agent's open descriptors' numbers.
+    pub fn open_fds(&self) -> Vec<u64> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The agent's log so far.

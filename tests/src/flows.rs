@@ -321,3 +321,59 @@ fn big_receive_buffer(socket: &UdpSocket) {
         )
     };
 }
+
+/// A flood of UDP datagrams from `client` to `addr:port` (nobody needs to
+/// listen: the gateway drops or passes them), as fast as one thread sends,
+/// until dropped. For tests of the agent under an event flood.
+pub struct UdpFlood {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl UdpFlood {
+    pub fn start(client: &Netns, addr: IpAddr, port: u16) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (s, n) = (stop.clone(), sent.clone());
+        let thread = client.spawn(move || {
+            let bind: SocketAddr = if addr.is_ipv4() {
+                "0.0.0.0:0".parse()?
+            } else {
+                "[::]:0".parse()?
+            };
+            let socket = UdpSocket::bind(bind)?;
+            let target = SocketAddr::new(addr, port);
+            let mut i: u64 = 0;
+            while !s.load(Ordering::Relaxed) {
+                // Several source ports, so events are not all one flow.
+                let _ = socket.send_to(&i.to_be_bytes(), target);
+                i += 1;
+                if i.is_multiple_of(1024) {
+                    n.store(i, Ordering::Relaxed);
+                }
+            }
+            n.store(i, Ordering::Relaxed);
+            Ok(())
+        });
+        Self {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+
+    /// Datagrams sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for UdpFlood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

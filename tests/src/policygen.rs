@@ -1,7 +1,10 @@
 //! The random policies and probes of the differential tests (kernel and
 //! nftables): zones over a pool of nested IPv4/IPv6 prefixes, isolated and
-//! monitor zones, allow and deny rules over every selector and service form,
-//! and probes aimed at the policy's own addresses and port boundaries.
+//! monitor zones, allow and deny rules over every selector and service form
+//! (a quarter of them within one selector: intra-zone denies, `world ->
+//! world`), and probes aimed at the policy's own addresses and port
+//! boundaries, between two `world` addresses, and from or to IPv4-mapped
+//! IPv6 addresses (malformed).
 
 use std::{fmt::Write as _, net::IpAddr};
 
@@ -32,6 +35,10 @@ pub const WORLD: &[&str] = &[
     "2001:db8:ffff::1",
     "2001:db8:4::9",
 ];
+
+/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`), some embedding an address
+/// a zone holds: malformed, they must drop and never classify as IPv4.
+pub const MAPPED: &[&str] = &["::ffff:10.1.2.3", "::ffff:192.0.2.1", "::ffff:198.51.100.7"];
 
 pub const OTHER_PROTOS: &[u8] = &[47, 50, 89];
 
@@ -108,12 +115,13 @@ pub fn spec() -> impl Strategy<Value = Spec> {
                     prop::bool::weighted(0.3),
                     selector(),
                     selector(),
+                    prop::bool::weighted(0.25),
                     prop::collection::vec(service(), 1..4),
                 )
-                    .prop_map(|(deny, src, dst, services)| Rule {
+                    .prop_map(|(deny, src, dst, same, services)| Rule {
                         deny,
+                        dst: if same { src.clone() } else { dst },
                         src,
-                        dst,
                         services,
                     }),
                 0..12,
@@ -201,7 +209,8 @@ impl Spec {
     }
 }
 
-/// Addresses worth probing: each pool prefix's first, second and last address, and world.
+/// Addresses worth probing: each pool prefix's first, second and last address,
+/// world, and (IPv6) the IPv4-mapped ones.
 pub fn addresses() -> (Vec<IpAddr>, Vec<IpAddr>) {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
@@ -231,7 +240,16 @@ pub fn addresses() -> (Vec<IpAddr>, Vec<IpAddr>) {
             a @ IpAddr::V6(_) => v6.push(a),
         }
     }
+    v6.extend(MAPPED.iter().map(|m| m.parse::<IpAddr>().unwrap()));
     (v4, v6)
+}
+
+fn world(v6: bool) -> Vec<IpAddr> {
+    WORLD
+        .iter()
+        .map(|w| w.parse::<IpAddr>().unwrap())
+        .filter(|a| a.is_ipv6() == v6)
+        .collect()
 }
 
 /// One probe: a frame and what the evaluator is asked about it.
@@ -257,16 +275,23 @@ pub fn probes(ports: Vec<u16>, count: usize) -> impl Strategy<Value = Vec<Probe>
         1 => (Just(132u8), port, Just(0u8)),
         1 => (prop::sample::select(OTHER_PROTOS.to_vec()), Just(0u16), Just(0u8)),
     ];
+    // One probe in ten runs between two `world` addresses (`world` is isolated).
+    let v4_pick = prop_oneof![
+        9 => (prop::sample::select(v4.clone()), prop::sample::select(v4)),
+        1 => (prop::sample::select(world(false)), prop::sample::select(world(false))),
+    ];
+    let v6_pick = prop_oneof![
+        9 => (prop::sample::select(v6.clone()), prop::sample::select(v6)),
+        1 => (prop::sample::select(world(true)), prop::sample::select(world(true))),
+    ];
     let probe = (
         prop::bool::weighted(0.35),
-        prop::sample::select(v4.clone()),
-        prop::sample::select(v4),
-        prop::sample::select(v6.clone()),
-        prop::sample::select(v6),
+        v4_pick,
+        v6_pick,
         l4,
         prop_oneof![Just(128u16), Just(129u16), 0u16..=255],
     )
-        .prop_map(|(six, s4, d4, s6, d6, (proto, port, flags), icmp6)| {
+        .prop_map(|(six, (s4, d4), (s6, d6), (proto, port, flags), icmp6)| {
             // IPv6 probes use TCP, UDP or ICMPv6.
             if six && matches!(proto, 6 | 17 | 1) {
                 let (proto, port) = if proto == 1 {

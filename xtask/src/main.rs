@@ -10,6 +10,7 @@
 //!   beside Aerleon).
 //!
 //! Every command runs the parts of `setup` it needs first.
+#![forbid(unsafe_code)]
 
 mod bench;
 mod demo;

@@ -1,7 +1,11 @@
 //! `cargo xtask setup`: make the machine able to build and test wardgate.
 //!
 //! Idempotent: each step checks first and says what it found; a second run
-//! changes nothing and says so. Facts behind the steps: ../shared/TOOLCHAIN.md.
+//! changes nothing and says so. Facts behind the steps: the aya crates are
+//! pinned to the last line that builds with the installed rustc; `cargo
+//! install bpf-linker` alone finds Debian's LLVM 14 and fails, so bpf-linker
+//! is linked against nightly's own libLLVM with the `llvm-N` feature read
+//! from `rustc +nightly -vV`, and rebuilt when nightly changes.
 
 use std::{fs, path::PathBuf};
 

@@ -11,6 +11,10 @@
 //!   into a veth are delivered only then) in every configuration.
 #![no_std]
 #![no_main]
+#![allow(
+    unsafe_code,
+    reason = "an XDP program reads packets and maps through raw pointers; each block has a SAFETY comment"
+)]
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -59,6 +63,10 @@ fn try_generate(ctx: &XdpContext) -> Result<u32, ()> {
         let n = *seq;
         *seq = n.wrapping_add(1);
         let dst = start as *mut u8;
+        #[allow(
+            clippy::needless_range_loop,
+            reason = "one index for the raw destination pointer and the template"
+        )]
         for i in 0..HEADERS {
             *dst.add(i) = template[i];
         }

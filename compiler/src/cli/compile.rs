@@ -11,7 +11,7 @@ use wardgate_lang::Diagnostic;
 use wardgate_lang::date::Date;
 use wardgate_lang::render::{self, Format};
 
-use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, all_codes, exit, parse_date};
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, all_codes, exit, io_reason, parse_date};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,11 +49,11 @@ pub fn load_with(
     requirement_errors_ok: bool,
 ) -> Result<Compiled, ExitCode> {
     let loaded = wardgate_lang::load(file).map_err(|e| {
-        eprintln!("error: cannot read `{}`: {e}", file.display());
+        eprintln!("error: cannot read `{}`: {}", file.display(), io_reason(&e));
         exit(EXIT_FAILURE)
     })?;
     let opts = Options {
-        today: Some(today.unwrap_or_else(Date::today_utc).into()),
+        today: Some(today.unwrap_or_else(Date::today_utc)),
     };
     let mut analysis = wardgate_compiler::analyze(&loaded, &opts);
     let mut diags: Vec<Diagnostic> = loaded.diagnostics.clone();
@@ -102,15 +102,19 @@ pub fn run(args: &Args) -> ExitCode {
         return write_nftables(args, image);
     }
     if let Err(e) = std::fs::write(&args.output, image.to_bytes()) {
-        eprintln!("error: cannot write `{}`: {e}", args.output.display());
+        eprintln!(
+            "error: cannot write `{}`: {}",
+            args.output.display(),
+            io_reason(&e)
+        );
         return exit(EXIT_FAILURE);
     }
-    println!(
-        "{}: {} zones, {} prefixes, {} rules, {} zone-pair tables, {} intervals; sha256:{}",
+    outln!(
+        "{}: {} zones, {} prefixes, {}, {} zone-pair tables, {} intervals; sha256:{}",
         args.output.display(),
         image.zones().len(),
         image.prefixes().len(),
-        image.rules().len(),
+        rules_summary(image),
         image.pairs().len(),
         image.intervals().len(),
         image.hash()
@@ -122,16 +126,34 @@ pub fn run(args: &Args) -> ExitCode {
 fn write_nftables(args: &Args, image: &PolicyImage) -> ExitCode {
     let ruleset = wardgate_compiler::nft::render(image);
     if let Err(e) = std::fs::write(&args.output, &ruleset) {
-        eprintln!("error: cannot write `{}`: {e}", args.output.display());
+        eprintln!(
+            "error: cannot write `{}`: {}",
+            args.output.display(),
+            io_reason(&e)
+        );
         return exit(EXIT_FAILURE);
     }
-    println!(
-        "{}: nftables table `inet {}` for {} zones, {} rules; load with `nft -f {}`",
+    outln!(
+        "{}: nftables table `inet {}` for {} zones, {}; load with `nft -f {}`",
         args.output.display(),
         wardgate_compiler::nft::TABLE,
         image.zones().len(),
-        image.rules().len(),
+        rules_summary(image),
         args.output.display()
     );
     exit(EXIT_OK)
+}
+
+/// `25 rules` or `25 rules in force, 1 expired`: expired rules stay in the
+/// image's rule list (for logs) but are not lowered, so they are not counted
+/// as enforced.
+fn rules_summary(image: &PolicyImage) -> String {
+    let active = image.rules().iter().filter(|r| r.active).count();
+    let expired = image.rules().len() - active;
+    let rules = if active == 1 { "rule" } else { "rules" };
+    if expired == 0 {
+        format!("{active} {rules}")
+    } else {
+        format!("{active} {rules} in force, {expired} expired")
+    }
 }

@@ -42,12 +42,12 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let d = diff::diff(&old.analysis, &new.analysis, &old.image, &new.image);
     match args.format {
-        Format::Human => print!("{}", diff::human(&d)),
-        Format::Json => println!(
+        Format::Human => out!("{}", diff::human(&d)),
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&d).expect("diff serializes")
         ),
-        Format::Markdown => print!("{}", diff::markdown(&d)),
+        Format::Markdown => out!("{}", diff::markdown(&d)),
     }
     exit(EXIT_OK)
 }

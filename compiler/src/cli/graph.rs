@@ -36,6 +36,6 @@ pub fn run(args: &Args) -> ExitCode {
         Format::Dot => views::graph::dot(&c.analysis.policy, graph),
         Format::Mermaid => views::graph::mermaid(&c.analysis.policy, graph),
     };
-    print!("{out}");
+    out!("{out}");
     exit(EXIT_OK)
 }

@@ -1,10 +1,26 @@
 //! The subcommands of `wardgate`, one module each.
 
+/// `print!` to stdout that exits quietly on a closed pipe (see [`out`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to stdout that exits quietly on a closed pipe (see [`out`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod check;
 pub mod compile;
 pub mod diff;
+pub mod explain;
 pub mod fmt;
 pub mod graph;
+pub mod out;
 pub mod query;
 pub mod report;
 
@@ -40,6 +56,9 @@ pub fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "no such file".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         std::io::ErrorKind::IsADirectory => "is a directory".to_string(),
+        // The loader's own reasons ("not a regular file", "larger than
+        // 16 MiB"), already worded for the user.
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => e.to_string(),
         _ => e.to_string().to_lowercase(),
     }
 }

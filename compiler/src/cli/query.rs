@@ -1,7 +1,8 @@
 //! `wardgate query FILE --from ADDR --to ADDR [--proto P] [--port N | --icmp-type T]`:
 //! how the gateway decides the first packet of a connection, with both zones
 //! and the deciding rule. Decided from the compiled image by the reference
-//! evaluator, exactly as the datapath decides.
+//! evaluator, exactly as the datapath decides; IPv6 neighbour discovery
+//! passes before any policy lookup, in the datapath and here.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -48,13 +49,18 @@ pub enum Format {
     Json,
 }
 
-/// The `--format json` object (DESIGN.md).
+/// The `--format json` object (`docs/compiler.md`): `rule` is `null` for
+/// intra-zone, default-deny and neighbour-discovery decisions.
 #[derive(Serialize)]
 struct Answer<'a> {
     verdict: &'a str,
     src_zone: &'a str,
     dst_zone: &'a str,
     rule: Option<RuleJson<'a>>,
+    /// Set only when the packet drops before the policy sees it:
+    /// `drop_mapped` (an IPv6 packet with an IPv4-mapped address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drop_reason: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -102,6 +108,21 @@ fn icmp_type(proto: u8, t: &str) -> Result<u16, String> {
             "`{t}` is not an {name} type (a number or a name such as `echo-request`)"
         )),
     }
+}
+
+/// ICMPv6 link control: neighbour discovery (133-137) and the multicast
+/// listener discovery it relies on. The datapath passes it whatever the policy
+/// says ([`wardgate_common::is_link_control_icmpv6`]), since segmentation must
+/// not break the network underneath it. Returns what to call it.
+fn link_control(pkt: &Packet) -> Option<&'static str> {
+    let icmp_type = u8::try_from(pkt.port).ok()?;
+    (pkt.proto == wardgate_common::IPPROTO_ICMPV6
+        && wardgate_common::is_link_control_icmpv6(icmp_type))
+    .then_some(if (133..=137).contains(&icmp_type) {
+        "neighbour discovery"
+    } else {
+        "multicast listener discovery"
+    })
 }
 
 fn packet(args: &Args) -> Result<Packet, String> {
@@ -158,7 +179,12 @@ pub fn run(args: &Args) -> ExitCode {
         Err(code) => return code,
     };
     let image = &compiled.image;
-    let d = decide(image, &pkt);
+    let mut d = decide(image, &pkt);
+    let link_control = link_control(&pkt);
+    if link_control.is_some() {
+        d.verdict = wardgate_compiler::Verdict::Allow;
+        d.rule = None;
+    }
     let rule = d.rule.and_then(|r| image.rule(r));
     let answer = Answer {
         verdict: d.verdict.as_str(),
@@ -169,29 +195,38 @@ pub fn run(args: &Args) -> ExitCode {
             line: r.line,
             text: &r.text,
         }),
+        drop_reason: d.malformed.then_some("drop_mapped"),
     };
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string(&answer).expect("answer serializes")
         ),
         Format::Human => {
-            println!(
+            outln!(
                 "{}: {} -> {}",
-                answer.verdict, answer.src_zone, answer.dst_zone
+                answer.verdict,
+                answer.src_zone,
+                answer.dst_zone
             );
             match rule {
-                Some(r) => println!("  rule: {}:{}: {}", r.file, r.line, r.text),
+                None if d.malformed => outln!(
+                    "  malformed: an IPv4-mapped IPv6 address (`::ffff:0:0/96`) never appears on a real wire; the gateway drops it"
+                ),
+                None if let Some(what) = link_control => {
+                    outln!("  passes: {what} (the gateway never filters it)");
+                }
+                Some(r) => outln!("  rule: {}:{}: {}", r.file, r.line, r.text),
                 None if d.src_zone == d.dst_zone
                     && d.rule.is_none()
                     && answer.verdict == "allow" =>
                 {
-                    println!("  intra-zone traffic (the zone is not isolated)");
+                    outln!("  intra-zone traffic (the zone is not isolated)");
                 }
-                None => println!("  no rule allows it (default deny)"),
+                None => outln!("  no rule allows it (default deny)"),
             }
             if answer.verdict == "audit" {
-                println!("  passed and logged: a zone involved is in mode monitor");
+                outln!("  passed and logged: a zone involved is in mode monitor");
             }
         }
     }

@@ -36,12 +36,12 @@ pub fn run(args: &Args) -> ExitCode {
     let graph = c.analysis.graph.as_ref().expect("an image implies a graph");
     let r = report::report(&c.analysis.policy, graph);
     match args.format {
-        Format::Human => print!("{}", report::human(&r)),
-        Format::Json => println!(
+        Format::Human => out!("{}", report::human(&r)),
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&r).expect("report serializes")
         ),
-        Format::Markdown => print!("{}", report::markdown(&r)),
+        Format::Markdown => out!("{}", report::markdown(&r)),
     }
     exit(EXIT_OK)
 }

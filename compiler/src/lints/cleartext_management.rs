@@ -83,7 +83,9 @@ pub fn check(cx: &Context, out: &mut Vec<Diagnostic>) {
                 ),
             )
             .with_primary_label("credentials travel in the clear")
-            .with_help("use ssh, sftp, https or snmp v3 instead, or limit the rule with `until`"),
+            .with_help(
+                "use ssh, sftp or https instead, or limit the rule with `until` (snmp v3 uses the same ports as v1/v2c, so this check cannot tell them apart)",
+            ),
         );
     }
 }

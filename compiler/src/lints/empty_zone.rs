@@ -34,7 +34,9 @@ pub const CODE: CodeInfo = CodeInfo {
 pub fn check(cx: &Context, out: &mut Vec<Diagnostic>) {
     for z in cx.policy.zones.iter().skip(1) {
         let Some(origin) = &z.origin else { continue };
-        if z.prefixes.is_empty() {
+        // A zone whose every address was refused with an error (declared by
+        // another zone first) is not reported again as empty.
+        if z.prefixes.is_empty() && z.declared_addresses == 0 {
             out.push(
                 Diagnostic::new(
                     &CODE,
@@ -57,6 +59,20 @@ mod tests {
         assert_eq!(
             codes_of("zone d { tags medical }\n", "2026-01-01", "WG504").len(),
             1
+        );
+    }
+
+    /// Issue 10 item 10: a prefix declared by two zones (WG301) also
+    /// reported the second zone as empty.
+    #[test]
+    fn issue10_does_not_fire_for_a_zone_whose_prefix_is_a_duplicate() {
+        assert!(
+            codes_of(
+                "zone a { networks 10.0.0.0/24 }\nzone b { networks 10.0.0.0/24 }\n",
+                "2026-01-01",
+                "WG504"
+            )
+            .is_empty()
         );
     }
 

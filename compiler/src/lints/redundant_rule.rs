@@ -2,7 +2,9 @@
 //!
 //! ## What it does
 //! Finds `allow` rules whose every allowed packet is also allowed by other
-//! `allow` rules: removing the rule would change no decision.
+//! `allow` rules that last at least as long (`until`): removing the rule
+//! would change no decision, today or later. A temporary rule never makes a
+//! permanent one redundant.
 //!
 //! ## Why is this bad
 //! Redundant rules make a policy longer to review and hide intent: when the
@@ -29,7 +31,7 @@ pub const CODE: CodeInfo = CodeInfo {
     name: "redundant-rule",
     severity: Severity::Warning,
     summary: "an `allow` rule only allows what other `allow` rules already allow",
-    explanation: "Removing the rule would change no decision. Redundant rules make a policy longer to review and hide intent: when the broader rule is later narrowed, nobody knows whether the narrow one was meant to stay. Remove it, or narrow the broader rule.",
+    explanation: "Removing the rule would change no decision, today or later: the covering rules last at least as long (`until`). Redundant rules make a policy longer to review and hide intent: when the broader rule is later narrowed, nobody knows whether the narrow one was meant to stay. Remove it, or narrow the broader rule.",
     example: "zone a { hosts 10.0.0.1 }\nzone b { hosts 10.0.0.2 }\nallow a -> b : tcp\nallow a -> b : tcp/443\n",
 };
 
@@ -90,6 +92,28 @@ mod tests {
         // Covered by two rules together.
         let p = format!(
             "{ZONES}allow a -> b : tcp/1-100\nallow a -> b : tcp/101-200\nallow a -> b : tcp/50-150\n"
+        );
+        assert_eq!(codes_of(&p, "2026-01-01", "WG502").len(), 1);
+    }
+
+    #[test]
+    fn respects_until_covering_rules_must_last_as_long() {
+        // A temporary rule never makes a permanent one redundant...
+        let p = format!(
+            "{ZONES}allow a -> b : tcp/443\nallow a -> b : tcp until 2027-01-31 \"vendor\"\n"
+        );
+        assert!(codes_of(&p, "2026-01-01", "WG502").is_empty());
+        // ...nor one that lasts longer.
+        let p = format!(
+            "{ZONES}allow a -> b : tcp/443 until 2027-06-30\nallow a -> b : tcp until 2027-01-31\n"
+        );
+        assert!(codes_of(&p, "2026-01-01", "WG502").is_empty());
+        // A temporary rule covered by a permanent one is redundant.
+        let p = format!("{ZONES}allow a -> b : tcp/443 until 2027-01-31\nallow a -> b : tcp\n");
+        assert_eq!(codes_of(&p, "2026-01-01", "WG502").len(), 1);
+        // So is one covered by a rule that lasts exactly as long.
+        let p = format!(
+            "{ZONES}allow a -> b : tcp/443 until 2027-01-31\nallow a -> b : tcp until 2027-01-31\n"
         );
         assert_eq!(codes_of(&p, "2026-01-01", "WG502").len(), 1);
     }

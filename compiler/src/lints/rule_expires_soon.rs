@@ -36,7 +36,7 @@ pub fn check(cx: &Context, out: &mut Vec<Diagnostic>) {
     let Some(today) = cx.today else { return };
     for r in &cx.policy.rules {
         let Some(until) = r.until else { continue };
-        let left = until.days() - today.days();
+        let left = today.days_until(until);
         if (0..=DAYS).contains(&left) {
             let when = match left {
                 0 => "today".to_owned(),

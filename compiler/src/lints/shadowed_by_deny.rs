@@ -2,8 +2,9 @@
 //!
 //! ## What it does
 //! Finds `allow` rules that a `deny` cancels completely: every packet the
-//! allow covers is also covered by a deny, so the allow never lets anything
-//! through.
+//! allow covers is also covered by a deny that lasts at least as long
+//! (`until`), so the allow never lets anything through. An allow that opens
+//! once a temporary deny expires is not reported.
 //!
 //! ## Why is this bad
 //! Deny always wins, whatever the order of the statements. An allow that
@@ -30,7 +31,7 @@ pub const CODE: CodeInfo = CodeInfo {
     name: "shadowed-by-deny",
     severity: Severity::Warning,
     summary: "an `allow` rule is completely cancelled by `deny` rules",
-    explanation: "Deny always wins, whatever the order of statements. An allow whose every packet is also denied never lets anything through: either its author expects traffic that will be dropped, or the deny is broader than intended. Remove the allow, or narrow the deny.",
+    explanation: "Deny always wins, whatever the order of statements. An allow whose every packet is also denied, by denies that last at least as long, never lets anything through: either its author expects traffic that will be dropped, or the deny is broader than intended. Remove the allow, or narrow the deny.",
     example: "zone a { hosts 10.0.0.1 }\nzone b { hosts 10.0.0.2 }\nallow a -> b : tcp/443\ndeny a -> b : tcp\n",
 };
 
@@ -100,6 +101,24 @@ mod tests {
         let p = format!("{ZONES}allow a -> b : tcp/443\ndeny a -> b : tcp\n");
         assert_eq!(codes_of(&p, "2026-01-01", "WG501").len(), 1);
         let p = format!("{ZONES}allow a -> b : tcp/443, udp/53\ndeny a -> b : any\n");
+        assert_eq!(codes_of(&p, "2026-01-01", "WG501").len(), 1);
+    }
+
+    #[test]
+    fn respects_until_the_deny_must_last_as_long_as_the_allow() {
+        // The allow opens once the deny expires: not dead.
+        let p = format!("{ZONES}allow a -> b : tcp/443\ndeny a -> b : tcp until 2027-01-31\n");
+        assert!(codes_of(&p, "2026-01-01", "WG501").is_empty());
+        let p = format!(
+            "{ZONES}allow a -> b : tcp/443 until 2027-06-30\ndeny a -> b : tcp until 2027-01-31\n"
+        );
+        assert!(codes_of(&p, "2026-01-01", "WG501").is_empty());
+        // A deny that lasts at least as long does cancel it.
+        let p = format!(
+            "{ZONES}allow a -> b : tcp/443 until 2027-01-31\ndeny a -> b : tcp until 2027-01-31\n"
+        );
+        assert_eq!(codes_of(&p, "2026-01-01", "WG501").len(), 1);
+        let p = format!("{ZONES}allow a -> b : tcp/443 until 2027-01-31\ndeny a -> b : tcp\n");
         assert_eq!(codes_of(&p, "2026-01-01", "WG501").len(), 1);
     }
 

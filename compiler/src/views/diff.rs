@@ -7,6 +7,11 @@
 //! counts as fully allowed, so isolating a zone shows as closed flows.
 //! Requirements violated in the new policy and not in the old one are listed
 //! with their chains, as are those that now hold.
+//!
+//! Addresses that change zone (a zone shrinks or grows, a carve-out zone is
+//! removed or added) are listed too, as the prefixes that move from one zone
+//! to another, with what the hosts there gain and lose: the flows of the new
+//! zone in the new policy against those of the old zone in the old one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -18,6 +23,8 @@ use crate::analysis::{Analysis, hop_text};
 use crate::graph::Proof;
 use crate::image::PolicyImage;
 use crate::model::proto_name;
+use crate::nft::zone_ranges;
+use crate::prefix::Key;
 use crate::views::md_cell;
 
 /// Allowed ranges per protocol (`PROTO_ANY`: every protocol without its own entry).
@@ -57,12 +64,29 @@ pub struct RequirementChange {
     pub summary: String,
 }
 
+/// Addresses that belong to `from` in the old policy and to `to` in the new.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AddressMove {
+    pub from: String,
+    pub to: String,
+    /// The moved addresses as prefixes (IPv4 written as IPv4).
+    pub prefixes: Vec<String>,
+    /// Flows the moved hosts have in the new policy and not in the old (the
+    /// moved side named `to`).
+    pub gains: Vec<FlowChange>,
+    /// Flows the moved hosts had in the old policy and no longer have (the
+    /// moved side named `from`).
+    pub losses: Vec<FlowChange>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Diff {
     pub zones_added: Vec<String>,
     pub zones_removed: Vec<String>,
     /// `zone: enforce -> monitor` and the like.
     pub mode_changes: Vec<String>,
+    /// Address ranges that change zone.
+    pub moved: Vec<AddressMove>,
     pub opened: Vec<FlowChange>,
     pub closed: Vec<FlowChange>,
     pub newly_violated: Vec<RequirementChange>,
@@ -93,12 +117,71 @@ fn flows(image: &PolicyImage) -> BTreeMap<(String, String), Flows> {
             .or_default()
             .insert(key.proto, merge(ranges));
     }
+    // Intra-zone traffic of a zone that is not isolated: allowed unless a
+    // deny covers it (its own tables, if any, already say which); protocols
+    // without a table of their own are allowed.
     for z in image.zones() {
         if z.flags & ZONE_ISOLATED == 0 {
-            let mut f = Flows::new();
-            f.insert(PROTO_ANY, vec![(0, u16::MAX)]);
-            out.insert((z.name.clone(), z.name.clone()), f);
+            out.entry((z.name.clone(), z.name.clone()))
+                .or_default()
+                .entry(PROTO_ANY)
+                .or_insert_with(|| vec![(0, u16::MAX)]);
         }
+    }
+    out
+}
+
+/// The inclusive key-space range `lo..=hi` as the fewest prefixes.
+fn prefixes(mut lo: u128, hi: u128) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        // The largest block aligned at `lo` (2^bits addresses) that ends by `hi`.
+        let mut bits = if lo == 0 { 128 } else { lo.trailing_zeros() };
+        let last = |bits: u32| {
+            if bits == 128 {
+                u128::MAX
+            } else {
+                lo | ((1u128 << bits) - 1)
+            }
+        };
+        while last(bits) > hi {
+            bits -= 1;
+        }
+        let len = u8::try_from(128 - bits).expect("at most 128");
+        out.push(Key { addr: lo, len }.network().to_string());
+        let end = last(bits);
+        if end >= hi {
+            return out;
+        }
+        lo = end + 1;
+    }
+}
+
+/// The address ranges that change zone, by (old zone, new zone) name.
+fn moves(old: &PolicyImage, new: &PolicyImage) -> BTreeMap<(String, String), Vec<String>> {
+    let (a, b) = (zone_ranges(old), zone_ranges(new));
+    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let (mut i, mut j) = (0, 0);
+    let mut lo = 0u128;
+    // Both lists cover the whole key space in order: walk their common cuts.
+    while i < a.len() && j < b.len() {
+        let hi = a[i].hi.min(b[j].hi);
+        let (from, to) = (old.zone_name(a[i].zone), new.zone_name(b[j].zone));
+        if from != to {
+            out.entry((from.to_owned(), to.to_owned()))
+                .or_default()
+                .extend(prefixes(lo, hi));
+        }
+        if hi == u128::MAX {
+            break;
+        }
+        if a[i].hi == hi {
+            i += 1;
+        }
+        if b[j].hi == hi {
+            j += 1;
+        }
+        lo = hi + 1;
     }
     out
 }
@@ -277,6 +360,47 @@ pub fn diff(
         }
     }
     let (of, nf) = (flows(old_image), flows(new_image));
+    let peers: BTreeSet<String> = on.keys().chain(nn.keys()).cloned().collect();
+    for ((from, to), prefixes) in moves(old_image, new_image) {
+        let mut m = AddressMove {
+            prefixes,
+            ..AddressMove::default()
+        };
+        for x in &peers {
+            // Outgoing, then incoming.
+            for (old_pair, new_pair) in [
+                ((from.clone(), x.clone()), (to.clone(), x.clone())),
+                ((x.clone(), from.clone()), (x.clone(), to.clone())),
+            ] {
+                let (gained, lost) = compare(of.get(&old_pair), nf.get(&new_pair));
+                if !gained.is_empty() {
+                    m.gains.push(FlowChange {
+                        src: new_pair.0,
+                        dst: new_pair.1,
+                        services: gained,
+                    });
+                }
+                if !lost.is_empty() {
+                    m.losses.push(FlowChange {
+                        src: old_pair.0,
+                        dst: old_pair.1,
+                        services: lost,
+                    });
+                }
+            }
+        }
+        // A pair inside the zone the addresses join or leave is reached both
+        // as outgoing and as incoming: say it once.
+        let mut seen = BTreeSet::new();
+        m.gains
+            .retain(|f| seen.insert((f.src.clone(), f.dst.clone(), f.services.clone())));
+        seen.clear();
+        m.losses
+            .retain(|f| seen.insert((f.src.clone(), f.dst.clone(), f.services.clone())));
+        m.from = from;
+        m.to = to;
+        d.moved.push(m);
+    }
     let pairs: BTreeSet<&(String, String)> = of.keys().chain(nf.keys()).collect();
     for pair in pairs {
         let (opened, closed) = compare(of.get(pair), nf.get(pair));
@@ -350,6 +474,26 @@ pub fn human(d: &Diff) -> String {
             .map(|f| format!("{sign} {} -> {} : {}", f.src, f.dst, f.services.join(", ")))
             .collect()
     };
+    let mut moved = Vec::new();
+    for m in &d.moved {
+        moved.push(format!(
+            "{}: `{}` -> `{}`",
+            m.prefixes.join(", "),
+            m.from,
+            m.to
+        ));
+        moved.extend(
+            flows(&m.gains, '+')
+                .into_iter()
+                .map(|f| format!("  gains {f}")),
+        );
+        moved.extend(
+            flows(&m.losses, '-')
+                .into_iter()
+                .map(|f| format!("  loses {f}")),
+        );
+    }
+    section(&mut out, "addresses that change zone", &moved);
     section(&mut out, "flows opened", &flows(&d.opened, '+'));
     section(&mut out, "flows closed", &flows(&d.closed, '-'));
     let reqs = |v: &[RequirementChange]| -> Vec<String> {
@@ -424,6 +568,37 @@ pub fn markdown(d: &Diff) -> String {
         }
         out.push('\n');
     };
+    if !d.moved.is_empty() {
+        let _ = write!(
+            out,
+            "**Addresses that change zone** ({})\n\n| addresses | from | to | gains | loses |\n|---|---|---|---|---|\n",
+            d.moved.len()
+        );
+        let flows = |v: &[FlowChange]| {
+            v.iter()
+                .map(|f| format!("`{} -> {} : {}`", f.src, f.dst, f.services.join(", ")))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
+        for m in &d.moved {
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | `{}` | {} | {} |",
+                md_cell(
+                    &m.prefixes
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                md_cell(&m.from),
+                md_cell(&m.to),
+                md_cell(&flows(&m.gains)),
+                md_cell(&flows(&m.losses)),
+            );
+        }
+        out.push('\n');
+    }
     table(&mut out, "Flows opened", &d.opened);
     table(&mut out, "Flows closed", &d.closed);
     let list = |out: &mut String, title: &str, v: &[String]| {
@@ -466,5 +641,81 @@ mod tests {
             vec!["tcp/443", "tcp"]
         );
         assert_eq!(services(1, &[(8, 8), (0, 65535)]), vec!["icmp/8", "icmp"]);
+    }
+
+    #[test]
+    fn ranges_become_the_fewest_prefixes() {
+        let v4 = |a: u32| crate::prefix::V4_MAPPED_BASE | u128::from(a);
+        assert_eq!(
+            prefixes(v4(0x0a00_0400), v4(0x0a00_07ff)),
+            vec!["10.0.4.0/22"]
+        );
+        assert_eq!(
+            prefixes(v4(0x0a00_0001), v4(0x0a00_0004)),
+            vec!["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/32"]
+        );
+        assert_eq!(prefixes(0, u128::MAX), vec!["::/0"]);
+    }
+
+    fn analysed(text: &str) -> (Analysis, PolicyImage) {
+        let loaded = wardgate_lang::parse_str("p.ward", text);
+        let a = crate::analyze(&loaded, &crate::Options::default());
+        let image = a
+            .image
+            .clone()
+            .unwrap_or_else(|| panic!("{:#?}", a.diagnostics));
+        (a, image)
+    }
+
+    fn diff_of(old: &str, new: &str) -> Diff {
+        let (oa, oi) = analysed(old);
+        let (na, ni) = analysed(new);
+        diff(&oa, &na, &oi, &ni)
+    }
+
+    #[test]
+    fn a_shrinking_zone_reports_the_addresses_that_leave_it() {
+        let ehr = "zone ehr { hosts 10.9.0.5 }\nallow workstations -> ehr : tcp/443\n";
+        let d = diff_of(
+            &format!("zone workstations {{ networks 10.0.0.0/21 }}\n{ehr}"),
+            &format!("zone workstations {{ networks 10.0.0.0/22 }}\n{ehr}"),
+        );
+        assert!(!d.is_empty(), "no change in reachability reported");
+        assert_eq!(d.moved.len(), 1, "{d:#?}");
+        let m = &d.moved[0];
+        assert_eq!((m.from.as_str(), m.to.as_str()), ("workstations", "world"));
+        assert_eq!(m.prefixes, vec!["10.0.4.0/22"]);
+        assert!(
+            m.losses.iter().any(|f| f.src == "workstations"
+                && f.dst == "ehr"
+                && f.services == vec!["tcp/443"]),
+            "{m:#?}"
+        );
+        assert!(human(&d).contains("10.0.4.0/22: `workstations` -> `world`"));
+    }
+
+    #[test]
+    fn a_removed_carve_out_reports_where_its_addresses_go() {
+        let base = "zone lan { networks 10.0.0.0/16 }\nzone srv { hosts 10.9.0.5 }\n";
+        let d = diff_of(
+            &format!("{base}zone lab {{ networks 10.0.7.0/24 }}\nallow lab -> srv : tcp/22\n"),
+            base,
+        );
+        assert_eq!(d.zones_removed, vec!["lab"]);
+        assert_eq!(d.moved.len(), 1, "{d:#?}");
+        let m = &d.moved[0];
+        assert_eq!((m.from.as_str(), m.to.as_str()), ("lab", "lan"));
+        assert_eq!(m.prefixes, vec!["10.0.7.0/24"]);
+        assert!(
+            m.losses
+                .iter()
+                .any(|f| f.dst == "srv" && f.services == vec!["tcp/22"])
+        );
+        assert!(
+            m.gains
+                .iter()
+                .any(|f| f.src == "lan" && f.dst == "lan" && f.services == vec!["any"]),
+            "joins lan's intra-zone traffic: {m:#?}"
+        );
     }
 }

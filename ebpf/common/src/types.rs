@@ -16,9 +16,22 @@ pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMPV6: u8 = 58;
 pub const IPPROTO_SCTP: u8 = 132;
 
+/// ICMPv6 link control that passes whatever the policy says, like non-IP
+/// frames: neighbour discovery (133-137) and the multicast listener discovery
+/// that it relies on (130-132 and 143; switches snoop MLD to deliver the
+/// solicited-node groups of ND). Both stay on the link, from link-local or
+/// unspecified addresses that no zone holds, and segmentation must not break
+/// the network underneath it. The one definition the program and the tests
+/// share (the nftables backend lists the same types by name).
+#[must_use]
+pub const fn is_link_control_icmpv6(icmp_type: u8) -> bool {
+    matches!(icmp_type, 130..=137 | 143)
+}
+
 /// [`Config::flags`]: a policy has been written; without it every packet passes.
 pub const CONFIG_LOADED: u32 = 1 << 0;
-/// [`Config::flags`]: global monitor override, every would-be drop becomes an audit.
+/// [`Config::flags`]: global monitor override: every default-deny drop becomes an
+/// audit (a packet an explicit deny covers still drops).
 pub const CONFIG_MONITOR_ALL: u32 = 1 << 1;
 /// [`Config::flags`]: the failsafe map is consulted.
 pub const CONFIG_FAILSAFE: u32 = 1 << 2;
@@ -53,6 +66,12 @@ pub struct Config {
 pub const ZONE_MONITOR: u32 = 1 << 0;
 /// [`ZoneInfo::flags`]: intra-zone traffic is not implicitly allowed.
 pub const ZONE_ISOLATED: u32 = 1 << 1;
+/// [`ZoneInfo::flags`]: the zone's own pair has tables (for a zone that is
+/// not isolated: a `deny` rule covers some of its intra-zone traffic). A new
+/// intra-zone connection of a zone that is not isolated passes without a
+/// lookup unless this is set; with it, the pair's tables decide, and their
+/// intervals that no deny covers allow ([`VERDICT_ALLOW`] with [`RULE_NONE`]).
+pub const ZONE_INTRA_TABLE: u32 = 1 << 2;
 
 /// Per-zone flags, indexed by zone id.
 #[repr(C)]
@@ -102,6 +121,8 @@ pub struct Span {
 /// [`Interval::verdict`]: the packet is dropped (or audited in monitor mode).
 pub const VERDICT_DENY: u16 = 0;
 /// [`Interval::verdict`]: the packet is allowed and its connection tracked.
+/// With [`RULE_NONE`] (only in the tables of a zone's own pair, when the zone
+/// is not isolated) it is intra-zone traffic that no `deny` covers.
 pub const VERDICT_ALLOW: u16 = 1;
 
 /// One interval of destination ports (TCP, UDP, SCTP) or ICMP types, for one
@@ -117,7 +138,8 @@ pub struct Interval {
     pub verdict: u16,
     pub _reserved: u16,
     /// The deciding rule: the covering deny if any, else the covering allow
-    /// with the lowest id; [`RULE_NONE`] for default deny.
+    /// with the lowest id; [`RULE_NONE`] for default deny (and, with
+    /// [`VERDICT_ALLOW`], for intra-zone traffic no deny covers).
     pub rule: u32,
 }
 
@@ -327,6 +349,8 @@ pub mod counter {
     pub const SCTP: u32 = 8;
     pub const OTHER_PROTO: u32 = 9;
     pub const VLAN: u32 = 10;
+    /// IPv6 neighbour discovery and multicast listener discovery, passed
+    /// ([`crate::is_link_control_icmpv6`]).
     pub const NEIGHBOR_DISCOVERY: u32 = 11;
     pub const PASS_TRACKED: u32 = 12;
     pub const PASS_INTRA_ZONE: u32 = 13;
@@ -347,11 +371,14 @@ pub mod counter {
     pub const FAST_FORWARDED: u32 = 27;
     /// Fast path: handed to the kernel stack (no neighbour, local, TTL 1, VLAN, fragment, ...).
     pub const FAST_TO_STACK: u32 = 28;
+    /// An IPv6 packet whose source or destination is IPv4-mapped
+    /// (`::ffff:0:0/96`): never on a real wire, dropped as malformed.
+    pub const DROP_MAPPED: u32 = 29;
     /// Number of counters (the array's size).
     pub const COUNT: u32 = 32;
 
     /// Metric-friendly names, indexed by counter id.
-    pub const NAMES: [&str; 29] = [
+    pub const NAMES: [&str; 30] = [
         "packets",
         "non_ip",
         "ipv4",
@@ -381,6 +408,7 @@ pub mod counter {
         "ct_redecided",
         "fast_forwarded",
         "fast_to_stack",
+        "drop_mapped",
     ];
 }
 

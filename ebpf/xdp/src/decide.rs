@@ -4,8 +4,8 @@
 //! search of at most `INTERVAL_SEARCH_STEPS` steps.
 
 use wardgate_common::{
-    PAIR_SET_1, PROTO_ANY, PairKey, RULE_NONE, VERDICT_ALLOW, ZONE_ISOLATED, ZONE_MONITOR,
-    maps::INTERVAL_SEARCH_STEPS,
+    PAIR_SET_1, PROTO_ANY, PairKey, RULE_NONE, VERDICT_ALLOW, ZONE_INTRA_TABLE, ZONE_ISOLATED,
+    ZONE_MONITOR, maps::INTERVAL_SEARCH_STEPS,
 };
 
 use crate::maps;
@@ -16,7 +16,8 @@ pub struct Decision {
     pub allow: bool,
     /// Source or destination zone is in monitor mode.
     pub monitor: bool,
-    /// Allowed because source and destination share a non-isolated zone.
+    /// Allowed because source and destination share a non-isolated zone
+    /// (and no deny covers the packet).
     pub intra_zone: bool,
     pub rule: u32,
     pub src_zone: u32,
@@ -38,22 +39,27 @@ pub fn classify(set: u32, src: &[u8; 16], dst: &[u8; 16]) -> Decision {
 
 /// Decides `(src, dst, proto, port)` under table set `set`. `port` is the
 /// destination port (TCP, UDP, SCTP), the ICMP type (ICMP, ICMPv6), or 0.
+///
+/// Intra-zone traffic of a zone that is not isolated passes without a pair
+/// lookup unless the zone has tables of its own (`ZONE_INTRA_TABLE`: a deny
+/// covers some of it); then those tables decide, and a port no deny covers
+/// (or a protocol with no table) passes as intra-zone.
 #[inline(always)]
 pub fn decide(set: u32, src: &[u8; 16], dst: &[u8; 16], proto: u8, port: u16) -> Decision {
     let src_zone = maps::zone_of(set, src);
     let dst_zone = maps::zone_of(set, dst);
-    let flags = maps::zone_flags(set, src_zone) | maps::zone_flags(set, dst_zone);
+    let src_flags = maps::zone_flags(set, src_zone);
+    let flags = src_flags | maps::zone_flags(set, dst_zone);
+    let intra = src_zone == dst_zone && src_flags & ZONE_ISOLATED == 0;
     let mut decision = Decision {
-        allow: false,
+        allow: intra,
         monitor: flags & ZONE_MONITOR != 0,
-        intra_zone: false,
+        intra_zone: intra,
         rule: RULE_NONE,
         src_zone,
         dst_zone,
     };
-    if src_zone == dst_zone && flags & ZONE_ISOLATED == 0 {
-        decision.allow = true;
-        decision.intra_zone = true;
+    if intra && src_flags & ZONE_INTRA_TABLE == 0 {
         return decision;
     }
     let set_bit = if set == 0 { 0 } else { PAIR_SET_1 };
@@ -75,6 +81,7 @@ pub fn decide(set: u32, src: &[u8; 16], dst: &[u8; 16], proto: u8, port: u16) ->
     if let Some(found) = search(span.first, span.count, port) {
         decision.allow = found.verdict == VERDICT_ALLOW;
         decision.rule = found.rule;
+        decision.intra_zone = decision.allow && found.rule == RULE_NONE;
     }
     decision
 }

@@ -1,15 +1,17 @@
 //! The wardgate XDP program: one generic program; the policy is data in maps.
 //!
-//! Per packet, in this order (DESIGN.md, "Datapath"):
-//! 1. parse (`parse`): non-IP passes, truncated or malformed IP drops;
-//! 2. IPv6 neighbour discovery passes; the failsafe (SSH to the gateway) passes;
+//! Per packet, in this order:
+//! 1. parse (`parse`): non-IP passes, truncated or malformed IP drops (an
+//!    IPv6 packet with an IPv4-mapped address too, counted on its own);
+//! 2. IPv6 neighbour discovery and MLD pass; the failsafe (SSH to the gateway) passes;
 //! 3. quarantine: a quarantined source or destination drops, tracked or not;
 //! 4. later fragments pass only if their first fragment passed;
 //! 5. connection tracking (`conntrack`): a tracked connection passes both
 //!    ways; an entry from an older policy generation is decided again first;
 //!    ICMP errors quoting a tracked connection pass;
 //! 6. the policy (`decide`): classify both addresses, look up the rule tables;
-//! 7. allowed: track and pass; denied: drop, or pass as an audit in monitor mode;
+//! 7. allowed: track and pass; denied by a rule: drop; denied by default:
+//!    drop, or pass as an audit in monitor mode;
 //! 8. with the fast path on (`CONFIG_FAST_PATH`), a passed packet is forwarded
 //!    here (`forward`) instead of by the kernel stack, where the FIB allows.
 //!
@@ -17,6 +19,14 @@
 //! rate-limited ring buffer (`events`).
 #![no_std]
 #![no_main]
+#![allow(
+    unsafe_code,
+    reason = "an XDP program reads packets and maps through raw pointers; each block has a SAFETY comment"
+)]
+#![allow(
+    clippy::needless_borrows_for_generic_args,
+    reason = "map keys are passed by reference where they already are: by value they would be copied, a byte loop in BPF"
+)]
 
 mod conntrack;
 mod decide;
@@ -32,7 +42,7 @@ use aya_ebpf::{
 use wardgate_common::{
     CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE,
     Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, counter,
+    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE, counter, is_link_control_icmpv6,
 };
 
 use crate::{
@@ -68,6 +78,10 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
             count(counter::DROP_MALFORMED);
             return Ok(xdp_action::XDP_DROP);
         }
+        Err(ParseError::Mapped) => {
+            count(counter::DROP_MAPPED);
+            return Ok(xdp_action::XDP_DROP);
+        }
     }
     let p = &s.packet;
     count_protocol(p);
@@ -75,7 +89,7 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
     if config.flags & CONFIG_LOADED == 0 {
         return Ok(xdp_action::XDP_PASS);
     }
-    if p.proto == IPPROTO_ICMPV6 && p.later_fragment == 0 && matches!(p.icmp_type, 133..=137) {
+    if p.proto == IPPROTO_ICMPV6 && p.later_fragment == 0 && is_link_control_icmpv6(p.icmp_type) {
         count(counter::NEIGHBOR_DISCOVERY);
         return Ok(xdp_action::XDP_PASS);
     }
@@ -209,9 +223,11 @@ fn related(ctx: &XdpContext, s: &mut Scratch) -> bool {
     conntrack::lookup(key, false).is_some()
 }
 
+/// A denied packet passes as an audit only when no rule denied it (default
+/// deny) and monitor mode applies: an explicit deny always drops.
 #[inline(always)]
 fn monitored(d: &Decision, config: &Config) -> bool {
-    d.monitor || config.flags & CONFIG_MONITOR_ALL != 0
+    d.rule == RULE_NONE && (d.monitor || config.flags & CONFIG_MONITOR_ALL != 0)
 }
 
 #[inline(always)]

@@ -28,6 +28,9 @@ pub enum ParseError {
     Truncated,
     /// A header field is impossible (IPv4 IHL < 5, wrong version, too many extension headers).
     Malformed,
+    /// An IPv6 source or destination is IPv4-mapped (`::ffff:0:0/96`): never
+    /// on a real wire, and it must not pose as the IPv4 address it embeds.
+    Mapped,
 }
 
 /// An IP packet's addresses, protocol and transport fields. Aligned to 8 so
@@ -238,6 +241,23 @@ fn parse_ipv4(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
     Ok(())
 }
 
+/// The IPv6 address at `ip[at..at + 16]` is IPv4-mapped (`::ffff:0:0/96`).
+/// (Constant offsets, so every index is checked at compile time.)
+#[inline(always)]
+fn v4_mapped<const AT: usize>(ip: &[u8; 40]) -> bool {
+    let high = u64::from_ne_bytes([
+        ip[AT],
+        ip[AT + 1],
+        ip[AT + 2],
+        ip[AT + 3],
+        ip[AT + 4],
+        ip[AT + 5],
+        ip[AT + 6],
+        ip[AT + 7],
+    ]);
+    high == 0 && ip[AT + 8] == 0 && ip[AT + 9] == 0 && ip[AT + 10] == 0xff && ip[AT + 11] == 0xff
+}
+
 #[inline(always)]
 fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), ParseError> {
     let ip: &[u8; 40] = bytes(ctx, offset)?;
@@ -247,6 +267,9 @@ fn parse_ipv6(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
     let payload_len = be16([ip[4], ip[5]]) as usize;
     if ctx.data() + offset + 40 + payload_len > ctx.data_end() {
         return Err(ParseError::Truncated);
+    }
+    if v4_mapped::<8>(ip) || v4_mapped::<24>(ip) {
+        return Err(ParseError::Mapped);
     }
     p.family = 6;
     p.set_v6(ip);

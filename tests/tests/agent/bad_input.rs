@@ -41,7 +41,8 @@ fn over_capacity_image(dir: &TempDir) -> Vec<u8> {
         .next()
         .unwrap()
         .to_owned();
-    format!("wardgate-image 1 sha256:{hex}\n{body}").into_bytes()
+    let version = wardgate_compiler::image::IMAGE_VERSION;
+    format!("wardgate-image {version} sha256:{hex}\n{body}").into_bytes()
 }
 
 fn assert_untouched(pins: &PinDir, topo: &wardgate_tests::netns::Topology) {

@@ -6,14 +6,18 @@
 //! cleans them up on drop, also when it fails. Modules by area: `hospital`
 //! (end to end, IPv4 and IPv6, failsafe), `reload` (hitless reloads under
 //! load, broken policies), `restart` (kill -9, adoption, detach),
-//! `quarantine`, `observability` (metrics and events counted), `bad_input`.
+//! `quarantine`, `observability` (metrics and events counted), `bad_input`,
+//! `under_fire` (fail closed, bounded sockets, incident commands during a
+//! flood), `limits` (sizes, capacities and operator-facing details).
 
 mod bad_input;
 mod hospital;
+mod limits;
 mod observability;
 mod quarantine;
 mod reload;
 mod restart;
+mod under_fire;
 
 use std::path::PathBuf;
 

@@ -96,7 +96,7 @@ fn kill_9_keeps_enforcing_and_a_new_agent_adopts() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no agent running"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no agent is listening"));
     assert!(!pins.path.exists());
     assert!(!xdp_attached(&topo, "gw0") && !xdp_attached(&topo, "gw1"));
     assert!(

@@ -3,17 +3,22 @@
 //!
 //! Each case is a policy and a batch of packets from `policygen` (zones over
 //! a pool of nested IPv4/IPv6 prefixes, isolated and monitor zones, allow and
-//! deny rules over every selector and service form; packets aimed at the
-//! policy's own addresses and port boundaries). Every packet is decided
-//! alone: the connection it may have started is forgotten after it. Every
-//! other case runs with the fast path on, which must not change a verdict. The verdict (pass, audit, drop) and, for drops and
-//! audits, the deciding rule (from the event) must match the evaluator's.
+//! deny rules over every selector and service form, intra-zone and `world ->
+//! world` rules; packets aimed at the policy's own addresses and port
+//! boundaries, between `world` addresses, and with IPv4-mapped IPv6
+//! addresses). Every packet is decided alone: the connection it may have
+//! started is forgotten after it. Every other case runs with the fast path
+//! on, which must not change a verdict. The verdict (pass, audit, drop), for
+//! drops and audits the deciding rule (from the event), and the mapped-address
+//! drop reason must match the evaluator's; the test also counts that intra-zone
+//! denies, `world -> world` traffic, denies in monitor zones and mapped
+//! addresses were all met.
 
 use std::net::IpAddr;
 
 use proptest::{prelude::*, test_runner::TestCaseError};
 use wardgate_agent::{programmer, quarantine::key};
-use wardgate_common::{CONFIG_FAST_PATH, CtKey, EVENT_AUDIT, RULE_NONE, counter};
+use wardgate_common::{CONFIG_FAST_PATH, CtKey, EVENT_AUDIT, RULE_NONE, ZONE_MONITOR, counter};
 use wardgate_compiler::{Verdict, decide};
 use wardgate_tests::{
     enforcer::{Enforcer, image},
@@ -88,29 +93,33 @@ impl KernelProbe for Probe {
     }
 }
 
-fn expected(e: &Enforcer, p: &Probe) -> (Verdict, u32) {
-    if p.proto == 58 && (133..=137).contains(&p.port) {
-        // Neighbour discovery passes whatever the policy says (LANGUAGE.md, semantics 6).
-        return (Verdict::Allow, RULE_NONE);
+/// The evaluator's verdict, deciding rule, and whether the packet is
+/// malformed (an IPv4-mapped IPv6 address).
+fn expected(e: &Enforcer, p: &Probe) -> (Verdict, u32, bool) {
+    let pkt = wardgate_compiler::Packet {
+        src: p.src,
+        dst: p.dst,
+        proto: p.proto,
+        port: p.port,
+    };
+    let link_control = u8::try_from(p.port).is_ok_and(wardgate_common::is_link_control_icmpv6);
+    if p.proto == 58 && link_control && !pkt.is_malformed() {
+        // Neighbour discovery passes whatever the policy says (docs/language.md, semantics 6).
+        return (Verdict::Allow, RULE_NONE, false);
     }
-    let d = decide(
-        &e.image,
-        &wardgate_compiler::Packet {
-            src: p.src,
-            dst: p.dst,
-            proto: p.proto,
-            port: p.port,
-        },
-    );
-    (d.verdict, d.rule.unwrap_or(RULE_NONE))
+    let d = decide(&e.image, &pkt);
+    (d.verdict, d.rule.unwrap_or(RULE_NONE), d.malformed)
 }
 
-/// Runs one probe; returns the kernel's verdict and, for drops and audits, the rule in the event.
-fn observed(e: &mut Enforcer, p: &Probe) -> (Verdict, Option<u32>) {
+/// Runs one probe; returns the kernel's verdict, for drops and audits the
+/// rule in the event, and whether it dropped as a mapped address.
+fn observed(e: &mut Enforcer, p: &Probe) -> (Verdict, Option<u32>, bool) {
     let audits = e.counter(counter::AUDIT);
+    let mapped = e.counter(counter::DROP_MAPPED);
     let passed = e.passes(&p.frame());
     let events = e.events();
     e.forget(&p.ct_key());
+    let mapped = e.counter(counter::DROP_MAPPED) > mapped;
     let rule = events.first().map(|ev| ev.rule);
     let verdict = match (passed, e.counter(counter::AUDIT) > audits) {
         (false, _) => Verdict::Deny,
@@ -120,7 +129,53 @@ fn observed(e: &mut Enforcer, p: &Probe) -> (Verdict, Option<u32>) {
         }
         (true, false) => Verdict::Allow,
     };
-    (verdict, rule)
+    (verdict, rule, mapped)
+}
+
+/// How often the differential met each case the language singles out, so
+/// that a generator change cannot silently stop covering one.
+#[derive(Debug, Default)]
+struct Coverage {
+    intra_zone_deny: usize,
+    world_to_world: usize,
+    monitor_deny: usize,
+    mapped: usize,
+}
+
+impl Coverage {
+    fn note(
+        &mut self,
+        p: &Probe,
+        verdict: Verdict,
+        rule: u32,
+        malformed: bool,
+        image: &wardgate_compiler::PolicyImage,
+    ) {
+        if malformed {
+            self.mapped += 1;
+            return;
+        }
+        let d = decide(
+            image,
+            &wardgate_compiler::Packet {
+                src: p.src,
+                dst: p.dst,
+                proto: p.proto,
+                port: p.port,
+            },
+        );
+        let explicit_deny = verdict == Verdict::Deny && rule != RULE_NONE;
+        if explicit_deny && d.src_zone == d.dst_zone {
+            self.intra_zone_deny += 1;
+        }
+        if d.src_zone == 0 && d.dst_zone == 0 {
+            self.world_to_world += 1;
+        }
+        let monitor = |z: u32| image.zones()[z as usize].flags & ZONE_MONITOR != 0;
+        if explicit_deny && (monitor(d.src_zone) || monitor(d.dst_zone)) {
+            self.monitor_deny += 1;
+        }
+    }
 }
 
 const CASES: u32 = 50;
@@ -139,6 +194,7 @@ fn kernel_agrees_with_the_reference_evaluator() {
     let e = std::cell::RefCell::new(e);
     let checked = std::cell::Cell::new(0usize);
     let cases = std::cell::Cell::new(0u32);
+    let seen = std::cell::RefCell::new(Coverage::default());
     let strategy = spec().prop_flat_map(|s| {
         let ports = s.ports();
         (Just(s), probes(ports, PROBES_PER_CASE))
@@ -159,14 +215,17 @@ fn kernel_agrees_with_the_reference_evaluator() {
         let flags = if case % 2 == 1 { CONFIG_FAST_PATH } else { 0 };
         programmer::load(e.program.ebpf_mut(), &e.image, flags).unwrap();
         for probe in &probes {
-            let (want, want_rule) = expected(e, probe);
-            let (got, got_rule) = observed(e, probe);
-            let rule_ok = got == Verdict::Allow || got_rule == Some(want_rule);
-            if got != want || !rule_ok {
+            let (want, want_rule, want_mapped) = expected(e, probe);
+            let (got, got_rule, got_mapped) = observed(e, probe);
+            // A mapped address drops before the policy: no event, no rule.
+            let rule_ok =
+                got == Verdict::Allow || got_mapped || got_rule == Some(want_rule);
+            if got != want || !rule_ok || got_mapped != want_mapped {
                 return Err(TestCaseError::fail(format!(
-                    "disagreement on {probe:?}\n  evaluator: {want:?} (rule {want_rule})\n  kernel:    {got:?} (rule {got_rule:?})\npolicy:\n{source}"
+                    "disagreement on {probe:?}\n  evaluator: {want:?} (rule {want_rule}, malformed {want_mapped})\n  kernel:    {got:?} (rule {got_rule:?}, malformed {got_mapped})\npolicy:\n{source}"
                 )));
             }
+            seen.borrow_mut().note(probe, want, want_rule, want_mapped, &e.image);
             checked.set(checked.get() + 1);
         }
         Ok(())
@@ -180,6 +239,14 @@ fn kernel_agrees_with_the_reference_evaluator() {
         e.counter(counter::FAST_TO_STACK) > 0,
         "the fast-path cases never reached the fast path"
     );
-    println!("differential: {checked} packets over {CASES} policies, zero disagreements");
+    let seen = seen.into_inner();
+    println!("differential: {checked} packets over {CASES} policies, zero disagreements; {seen:?}");
+    assert!(
+        seen.intra_zone_deny > 0
+            && seen.world_to_world > 0
+            && seen.monitor_deny > 0
+            && seen.mapped > 0,
+        "a case the language singles out was never probed: {seen:?}"
+    );
     assert!(checked >= 100_000, "only {checked} packets checked");
 }

@@ -1,11 +1,12 @@
 //! Verdicts of the real program under `BPF_PROG_TEST_RUN`, one test per rule
-//! of LANGUAGE.md: intra-zone, isolated, allow, deny wins, monitor, world,
+//! of docs/language.md: intra-zone, isolated, allow, deny wins (inside zones
+//! too), monitor (never over a deny), world (isolated), IPv4-mapped addresses,
 //! IPv6, VLAN, ICMP types, replies, related ICMP errors, quarantine,
 //! fragments, malformed and truncated packets, and reloads.
 
 use std::net::IpAddr;
 
-use wardgate_common::{EVENT_AUDIT, EVENT_DROP, counter, v4_mapped};
+use wardgate_common::{EVENT_AUDIT, EVENT_DROP, RULE_NONE, counter, v4_mapped};
 use wardgate_tests::{
     enforcer::Enforcer,
     packet::{self, L4, tcp_flags},
@@ -566,4 +567,204 @@ fn a_reload_redecides_tracked_connections() {
     assert_eq!(redecided, 2);
     assert!(e.passes(&ack(40000)), "re-decided once, tracked again");
     assert!(!e.passes(&dns), "the entry is gone");
+}
+
+/// The policy of the rules that explicit denies, `world` and monitor mode
+/// follow everywhere: inside zones, between undeclared addresses, during a
+/// monitor-mode rollout.
+const GUARDRAILS: &str = r#"
+zone a { networks 10.1.0.0/16, 2001:db8:a::/48 }
+zone b { networks 10.2.0.0/16 }
+zone m { networks 10.4.0.0/16 mode monitor }
+
+deny  any -> any : tcp/23 "no telnet anywhere"
+deny  m -> b : tcp/3389   "no remote desktop into b, rollout or not"
+allow a -> b : tcp/443
+"#;
+
+fn guardrails(test: &str) -> Option<Enforcer> {
+    privilege::kernel_tests_can_run(test).then(|| Enforcer::new(GUARDRAILS))
+}
+
+fn rule_id(e: &Enforcer, text: &str) -> u32 {
+    e.image
+        .rules()
+        .iter()
+        .find(|r| r.text.contains(text))
+        .unwrap_or_else(|| panic!("no rule with `{text}`"))
+        .id
+}
+
+#[test]
+fn explicit_denies_apply_inside_zones() {
+    let Some(mut e) = guardrails("explicit_denies_apply_inside_zones") else {
+        return;
+    };
+    let dropped = e.delta(counter::DROP_POLICY, |e| {
+        assert!(
+            !e.passes(&tcp("10.1.0.1", "10.1.9.9", 23)),
+            "telnet inside a"
+        );
+        assert!(
+            !e.passes(&tcp("2001:db8:a::1", "2001:db8:a::2", 23)),
+            "telnet inside a, IPv6"
+        );
+    });
+    assert_eq!(dropped, 2);
+    let events = e.events();
+    let telnet = rule_id(&e, "tcp/23");
+    assert!(
+        events
+            .iter()
+            .all(|ev| ev.rule == telnet && ev.verdict == EVENT_DROP),
+        "{events:?}"
+    );
+    let intra = e.delta(counter::PASS_INTRA_ZONE, |e| {
+        assert!(
+            e.passes(&tcp("10.1.0.1", "10.1.9.9", 22)),
+            "other tcp ports"
+        );
+        assert!(e.passes(&tcp("10.1.0.1", "10.1.9.9", 24)), "the next port");
+        assert!(
+            e.passes(&packet::ip(
+                ip("10.1.0.1"),
+                ip("10.1.9.9"),
+                L4::Udp {
+                    sport: 5000,
+                    dport: 23
+                }
+            )),
+            "udp/23 (no table for udp)"
+        );
+    });
+    assert_eq!(intra, 3, "intra-zone traffic no deny covers is intra-zone");
+}
+
+#[test]
+fn world_is_isolated_unless_a_rule_allows_world_to_world() {
+    if !privilege::kernel_tests_can_run("world_is_isolated_unless_a_rule_allows_world_to_world") {
+        return;
+    }
+    let mut e = Enforcer::new(GUARDRAILS);
+    assert!(!e.passes(&tcp("198.51.100.7", "203.0.113.1", 80)));
+    assert!(!e.passes(&tcp("2001:db8:ffff::1", "2001:db8:4::9", 80)));
+    let events = e.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|ev| ev.src_zone == 0 && ev.dst_zone == 0 && ev.rule == RULE_NONE)
+    );
+
+    // Link control stays on the link and passes: ND and the MLD it relies on.
+    let link = e.delta(counter::NEIGHBOR_DISCOVERY, |e| {
+        for ty in [143, 131, 135] {
+            assert!(
+                e.passes(&packet::ip(
+                    ip("fe80::1"),
+                    ip("ff02::16"),
+                    L4::Icmp { ty, code: 0, id: 0 }
+                )),
+                "icmpv6 type {ty} on the link"
+            );
+        }
+    });
+    assert_eq!(link, 3);
+    assert!(
+        !e.passes(&packet::ip(
+            ip("fe80::1"),
+            ip("ff02::1"),
+            L4::Icmp {
+                ty: 128,
+                code: 0,
+                id: 1
+            }
+        )),
+        "other link-local traffic is world -> world"
+    );
+
+    let mut e = Enforcer::new(&format!(
+        "{GUARDRAILS}\nallow world -> world : tcp/80 \"the legacy web proxy\"\n"
+    ));
+    let allowed = e.delta(counter::PASS_RULE, |e| {
+        assert!(e.passes(&tcp("198.51.100.7", "203.0.113.1", 80)));
+        assert!(e.passes(&tcp("2001:db8:ffff::1", "2001:db8:4::9", 80)));
+    });
+    assert_eq!(allowed, 2, "allowed by the rule, not as intra-zone");
+    assert!(!e.passes(&tcp("198.51.100.7", "203.0.113.1", 81)));
+    assert!(!e.passes(&tcp("198.51.100.7", "203.0.113.1", 23)));
+}
+
+#[test]
+fn monitor_mode_never_overrides_an_explicit_deny() {
+    let Some(mut e) = guardrails("monitor_mode_never_overrides_an_explicit_deny") else {
+        return;
+    };
+    let audits = e.delta(counter::AUDIT, |e| {
+        let dropped = e.delta(counter::DROP_POLICY, |e| {
+            assert!(
+                !e.passes(&tcp("10.4.0.1", "10.2.0.1", 3389)),
+                "denied m -> b"
+            );
+            assert!(!e.passes(&tcp("10.1.0.1", "10.4.0.1", 23)), "telnet into m");
+            assert!(
+                !e.passes(&tcp("10.4.0.1", "10.4.0.2", 23)),
+                "telnet inside m"
+            );
+        });
+        assert_eq!(dropped, 3);
+        assert!(
+            e.passes(&tcp("10.4.0.1", "10.2.0.1", 22)),
+            "default deny: audit"
+        );
+    });
+    assert_eq!(audits, 1);
+    let events = e.events();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[0].rule, rule_id(&e, "tcp/3389"));
+    assert!(events[..3].iter().all(|ev| ev.verdict == EVENT_DROP));
+    assert_eq!(
+        (events[3].verdict, events[3].rule),
+        (EVENT_AUDIT, RULE_NONE)
+    );
+}
+
+#[test]
+fn ipv4_mapped_ipv6_addresses_drop_as_malformed() {
+    let Some(mut e) = guardrails("ipv4_mapped_ipv6_addresses_drop_as_malformed") else {
+        return;
+    };
+    // Would be allowed (a -> b : tcp/443, or intra-zone) if classified as IPv4.
+    let mapped = e.delta(counter::DROP_MAPPED, |e| {
+        let policy = e.delta(counter::DROP_POLICY, |e| {
+            assert!(!e.passes(&tcp("::ffff:10.1.0.1", "::ffff:10.2.0.1", 443)));
+            assert!(
+                !e.passes(&tcp("::ffff:10.1.0.1", "2001:db8:a::1", 22)),
+                "source"
+            );
+            assert!(
+                !e.passes(&tcp("2001:db8:a::1", "::ffff:10.1.0.1", 22)),
+                "destination"
+            );
+            assert!(
+                !e.passes(&packet::ip(
+                    ip("::ffff:10.1.0.1"),
+                    ip("2001:db8:a::1"),
+                    L4::Icmp {
+                        ty: 135,
+                        code: 0,
+                        id: 0
+                    }
+                )),
+                "neighbour discovery from a mapped address"
+            );
+        });
+        assert_eq!(policy, 0, "dropped before the policy");
+    });
+    assert_eq!(mapped, 4);
+    assert!(e.events().is_empty(), "no policy event");
+    // The edges of the block are ordinary IPv6 addresses (world).
+    assert!(!e.passes(&tcp("::fffe:10.1.0.1", "2001:db8:a::1", 22)));
+    assert!(e.passes(&tcp("2001:db8:a::1", "2001:db8:a::2", 22)));
+    assert_eq!(e.counter(counter::DROP_MAPPED), 4);
 }

@@ -78,7 +78,9 @@ fn nftables_agrees_with_the_reference_evaluator() {
             sent.insert(conn);
             gw.send(&probe.frame(u32::try_from(i).expect("fits"), sport, gw.gw_mac))
                 .map_err(|e| fail(format!("{e:#}")))?;
-            if let Some(d) = expected(&image, probe) {
+            // Mapped addresses: the kernel's IPv6 input drops a mapped
+            // source before any hook, so only the verdict is compared.
+            if let Some(d) = expected(&image, probe).filter(|d| !d.malformed) {
                 *counts.entry(counter_of(&d)).or_default() += 1;
             }
         }
@@ -105,7 +107,10 @@ fn nftables_agrees_with_the_reference_evaluator() {
             checked.set(checked.get() + 1);
         }
         let got = gw.counters().map_err(|e| fail(format!("{e:#}")))?;
-        let got: BTreeMap<String, u64> = got.into_iter().filter(|(_, n)| *n > 0).collect();
+        let got: BTreeMap<String, u64> = got
+            .into_iter()
+            .filter(|(name, n)| *n > 0 && name != "drop_mapped")
+            .collect();
         if got != counts {
             return Err(fail(format!(
                 "per-rule counters disagree\n  evaluator: {counts:?}\n  nftables:  {got:?}"

@@ -124,18 +124,19 @@ pub fn tag(frame: &[u8]) -> Option<u32> {
 }
 
 pub fn expected(image: &PolicyImage, p: &Probe) -> Option<Decision> {
-    if p.proto == 58 && (133..=137).contains(&p.port) {
+    let pkt = wardgate_compiler::Packet {
+        src: p.src,
+        dst: p.dst,
+        proto: p.proto,
+        port: p.port,
+    };
+    // ICMPv6 link control passes whatever the policy says (not a decision),
+    // unless an address is IPv4-mapped: then it drops as malformed.
+    let link_control = u8::try_from(p.port).is_ok_and(wardgate_common::is_link_control_icmpv6);
+    if p.proto == 58 && link_control && !pkt.is_malformed() {
         return None;
     }
-    Some(decide(
-        image,
-        &wardgate_compiler::Packet {
-            src: p.src,
-            dst: p.dst,
-            proto: p.proto,
-            port: p.port,
-        },
-    ))
+    Some(decide(image, &pkt))
 }
 
 /// The table counter a decision is counted in.
