@@ -29,6 +29,10 @@
 //! nftables interval maps reject overlapping elements, so nested prefixes
 //! are flattened into disjoint address ranges first ([`zone_ranges`]): each
 //! range is classified by the image's own longest-prefix match.
+//!
+//! The table declares its maps empty; their elements ([`maps`]) follow it
+//! in the same file as `add element` commands of at most
+//! [`ELEMENTS_PER_COMMAND`] elements, which nft 1.0.6 loads exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -91,6 +95,128 @@ pub fn zone_ranges(image: &PolicyImage) -> Vec<ZoneRange> {
     out
 }
 
+/// The most elements one `add element` command carries.
+///
+/// nft 1.0.6 (Debian 12) splits a command's elements into netlink messages of
+/// at most 64 KiB and byte-swaps the host-order fields (`meta priority`) of
+/// the element that starts each message after the first: a large map loaded
+/// as one block reads back with invented zone pairs. An element of these maps
+/// is at most 104 bytes on the wire (an IPv6 range, sent as a start and an end
+/// element, with a `goto` to a 16-character chain), so 256 of them fill less
+/// than half a message: no command is ever split. `docs/nftables.md` has the
+/// details; the scale test in `tests/tests/nft_scale` reads every element back.
+pub const ELEMENTS_PER_COMMAND: usize = 256;
+
+/// How a key field is typed, and so written and byte-ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `ipv4_addr`, network order.
+    Ipv4,
+    /// `ipv6_addr`, network order.
+    Ipv6,
+    /// `classid` (`meta priority`), host order: `MAJOR:MINOR` in hex.
+    Classid,
+    /// `inet_proto` (one byte), `inet_service` (network order) or a raw
+    /// header field (`@th,0,8`, one byte): a decimal number.
+    Number,
+}
+
+/// One field of a map key: the values `lo..=hi` of one [`Kind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Field {
+    pub kind: Kind,
+    pub lo: u128,
+    pub hi: u128,
+}
+
+impl Field {
+    #[must_use]
+    pub fn one(kind: Kind, value: u128) -> Self {
+        Self::range(kind, value, value)
+    }
+
+    #[must_use]
+    pub fn range(kind: Kind, lo: u128, hi: u128) -> Self {
+        Self { kind, lo, hi }
+    }
+
+    fn write_value(self, f: &mut std::fmt::Formatter<'_>, v: u128) -> std::fmt::Result {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "each kind's values fit its width, checked where they are made"
+        )]
+        match self.kind {
+            Kind::Ipv4 => write!(f, "{}", Ipv4Addr::from(v as u32)),
+            Kind::Ipv6 => write!(f, "{}", Ipv6Addr::from(v)),
+            Kind::Classid => write!(f, "{:x}:{:x}", (v >> 16) as u32, v as u32 & 0xffff),
+            Kind::Number => write!(f, "{v}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    /// `lo`, or `lo-hi`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.write_value(f, self.lo)?;
+        if self.hi != self.lo {
+            f.write_str("-")?;
+            self.write_value(f, self.hi)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a map element maps its key to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Data {
+    /// A `meta priority` value, `SRC:DST` packed as `SRC << 16 | DST`.
+    Classid(u32),
+    /// `goto CHAIN`.
+    Goto(String),
+}
+
+/// One map element: a concatenation of fields and its data.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Element {
+    pub key: Vec<Field>,
+    pub data: Data,
+}
+
+impl std::fmt::Display for Element {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, k) in self.key.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" . ")?;
+            }
+            write!(f, "{k}")?;
+        }
+        match &self.data {
+            Data::Classid(c) => write!(f, " : {}", Field::one(Kind::Classid, u128::from(*c))),
+            Data::Goto(chain) => write!(f, " : goto {chain}"),
+        }
+    }
+}
+
+/// One `flags interval` map of the table and the elements the ruleset
+/// writes into it.
+///
+/// The table declares the maps empty; the elements follow the table as
+/// `add element` commands of at most [`ELEMENTS_PER_COMMAND`] each, in the
+/// same file and so in the same transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Map {
+    pub name: &'static str,
+    /// The map's `typeof` line: key fields, then `:` and the data.
+    pub typeof_: &'static str,
+    pub elements: Vec<Element>,
+}
+
+/// Every map of the ruleset with its elements, as [`render`] writes them.
+#[must_use]
+pub fn maps(image: &PolicyImage) -> Vec<Map> {
+    Renderer::new(image).maps()
+}
+
 /// Where an interval of a table sends a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
@@ -139,15 +265,6 @@ fn classid(src: ZoneId, dst: ZoneId) -> String {
 
 fn pair_value(src: ZoneId, dst: ZoneId) -> u32 {
     (src << 16) | dst
-}
-
-/// `lo-hi`, or `lo` when they are equal.
-fn range<T: PartialEq + std::fmt::Display>(lo: T, hi: T) -> String {
-    if lo == hi {
-        format!("{lo}")
-    } else {
-        format!("{lo}-{hi}")
-    }
 }
 
 /// A comment nftables accepts: no double quotes, at most 127 bytes.
@@ -271,10 +388,28 @@ impl<'a> Renderer<'a> {
         let _ = writeln!(out, "table inet {TABLE} {{}}\ndelete table inet {TABLE}\n");
         let _ = writeln!(out, "table inet {TABLE} {{");
         self.counters(&mut out);
-        self.zone_maps(&mut out);
-        self.policy_maps(&mut out);
+        let maps = self.maps();
+        for m in &maps {
+            if m.name == "dst_zone_v4" {
+                out.push_str(
+                    "\t# Address to zone: the image's prefixes flattened into disjoint ranges\n\
+                     \t# (longest prefix wins); addresses in no range are in `world` (0).\n",
+                );
+            } else if m.name == "policy_ports" {
+                out.push_str(
+                    "\t# The image's interval tables: SRC:DST . protocol . port (or ICMP type) to\n\
+                     \t# the deciding rule's chain. Missing keys are default deny.\n",
+                );
+            }
+            let _ = write!(
+                out,
+                "\tmap {} {{\n\t\ttypeof {}\n\t\tflags interval\n\t}}\n\n",
+                m.name, m.typeof_
+            );
+        }
         self.chains(&mut out);
         out.push_str("}\n");
+        elements(&mut out, &maps);
         out
     }
 
@@ -308,122 +443,122 @@ impl<'a> Renderer<'a> {
         out.push('\n');
     }
 
-    fn zone_maps(&self, out: &mut String) {
+    /// The zone maps: address ranges to zones, for each family and direction.
+    fn zone_maps(&self) -> Vec<Map> {
         let ranges = zone_ranges(self.image);
         let v4_lo = V4_MAPPED_BASE;
         let v4_hi = V4_MAPPED_BASE + u128::from(u32::MAX);
-        let v4: Vec<String> = ranges
+        let v4: Vec<(Field, ZoneId)> = ranges
             .iter()
             .filter(|r| r.zone != WORLD_ZONE && r.lo >= v4_lo && r.hi <= v4_hi)
-            .map(|r| {
-                #[expect(
-                    clippy::cast_possible_truncation,
-                    reason = "inside ::ffff:0:0/96 the low 32 bits are the IPv4 address"
-                )]
-                let (lo, hi) = (Ipv4Addr::from(r.lo as u32), Ipv4Addr::from(r.hi as u32));
-                (range(lo, hi), r.zone)
-            })
-            .map(|(k, z)| format!("{k} : {{}}{z}"))
+            .map(|r| (Field::range(Kind::Ipv4, r.lo - v4_lo, r.hi - v4_lo), r.zone))
             .collect();
-        let v6: Vec<String> = ranges
+        let v6: Vec<(Field, ZoneId)> = ranges
             .iter()
             .filter(|r| r.zone != WORLD_ZONE)
-            .map(|r| {
-                let (lo, hi) = (Ipv6Addr::from(r.lo), Ipv6Addr::from(r.hi));
-                format!("{} : {{}}{}", range(lo, hi), r.zone)
-            })
+            .map(|r| (Field::range(Kind::Ipv6, r.lo, r.hi), r.zone))
             .collect();
-        let dst = |e: &String| {
-            let (k, z) = e.split_once(" : {}").expect("formatted above");
-            let z: ZoneId = z.parse().expect("formatted above");
-            format!("{k} : {}", classid(0, z))
+        let dst = |elements: &[(Field, ZoneId)]| {
+            elements
+                .iter()
+                .map(|&(k, z)| Element {
+                    key: vec![k],
+                    data: Data::Classid(pair_value(0, z)),
+                })
+                .collect()
         };
-        let src = |e: &String| {
-            let (k, z) = e.split_once(" : {}").expect("formatted above");
-            format!("{k} : goto from_z{z}")
+        let src = |elements: &[(Field, ZoneId)]| {
+            elements
+                .iter()
+                .map(|&(k, z)| Element {
+                    key: vec![k],
+                    data: Data::Goto(format!("from_z{z}")),
+                })
+                .collect()
         };
-        out.push_str(
-            "\t# Address to zone: the image's prefixes flattened into disjoint ranges\n\
-             \t# (longest prefix wins); addresses in no range are in `world` (0).\n",
-        );
-        map(
-            out,
-            "dst_zone_v4",
-            "ip daddr : meta priority",
-            &v4.iter().map(dst).collect::<Vec<_>>(),
-        );
-        map(
-            out,
-            "dst_zone_v6",
-            "ip6 daddr : meta priority",
-            &v6.iter().map(dst).collect::<Vec<_>>(),
-        );
-        map(
-            out,
-            "src_zone_v4",
-            "ip saddr : verdict",
-            &v4.iter().map(src).collect::<Vec<_>>(),
-        );
-        map(
-            out,
-            "src_zone_v6",
-            "ip6 saddr : verdict",
-            &v6.iter().map(src).collect::<Vec<_>>(),
-        );
+        vec![
+            Map {
+                name: "dst_zone_v4",
+                typeof_: "ip daddr : meta priority",
+                elements: dst(&v4),
+            },
+            Map {
+                name: "dst_zone_v6",
+                typeof_: "ip6 daddr : meta priority",
+                elements: dst(&v6),
+            },
+            Map {
+                name: "src_zone_v4",
+                typeof_: "ip saddr : verdict",
+                elements: src(&v4),
+            },
+            Map {
+                name: "src_zone_v6",
+                typeof_: "ip6 saddr : verdict",
+                elements: src(&v6),
+            },
+        ]
     }
 
-    fn policy_maps(&self, out: &mut String) {
-        let key = |pair: u32| classid(pair >> 16, pair & 0xffff);
-        out.push_str(
-            "\t# The image's interval tables: SRC:DST . protocol . port (or ICMP type) to\n\
-             \t# the deciding rule's chain. Missing keys are default deny.\n",
-        );
-        map(
-            out,
-            "policy_ports",
-            "meta priority . meta l4proto . th dport : verdict",
-            &self
-                .ports
-                .iter()
-                .map(|&(pair, p, lo, hi, t)| {
-                    format!(
-                        "{} . {p} . {} : goto {}",
-                        key(pair),
-                        range(lo, hi),
-                        t.chain()
-                    )
-                })
-                .collect::<Vec<_>>(),
-        );
-        map(
-            out,
-            "policy_icmp",
-            "meta priority . meta l4proto . @th,0,8 : verdict",
-            &self
-                .icmp
-                .iter()
-                .map(|&(pair, p, lo, hi, t)| {
-                    format!(
-                        "{} . {p} . {} : goto {}",
-                        key(pair),
-                        range(lo, hi),
-                        t.chain()
-                    )
-                })
-                .collect::<Vec<_>>(),
-        );
-        map(
-            out,
-            "policy_other",
-            "meta priority . meta l4proto : verdict",
-            &self
-                .other
-                .iter()
-                .map(|&(pair, lo, hi, t)| {
-                    format!("{} . {} : goto {}", key(pair), range(lo, hi), t.chain())
-                })
-                .collect::<Vec<_>>(),
-        );
+    /// The policy maps: the image's interval tables.
+    fn policy_maps(&self) -> Vec<Map> {
+        let key = |pair: u32, p: u8, lo: u16, hi: u16| {
+            vec![
+                Field::one(Kind::Classid, u128::from(pair)),
+                Field::one(Kind::Number, u128::from(p)),
+                Field::range(Kind::Number, u128::from(lo), u128::from(hi)),
+            ]
+        };
+        let ports = self
+            .ports
+            .iter()
+            .map(|&(pair, p, lo, hi, t)| Element {
+                key: key(pair, p, lo, hi),
+                data: Data::Goto(t.chain()),
+            })
+            .collect();
+        let icmp = self
+            .icmp
+            .iter()
+            .map(|&(pair, p, lo, hi, t)| Element {
+                key: key(pair, p, lo, hi),
+                data: Data::Goto(t.chain()),
+            })
+            .collect();
+        let other = self
+            .other
+            .iter()
+            .map(|&(pair, lo, hi, t)| Element {
+                key: vec![
+                    Field::one(Kind::Classid, u128::from(pair)),
+                    Field::range(Kind::Number, u128::from(lo), u128::from(hi)),
+                ],
+                data: Data::Goto(t.chain()),
+            })
+            .collect();
+        vec![
+            Map {
+                name: "policy_ports",
+                typeof_: "meta priority . meta l4proto . th dport : verdict",
+                elements: ports,
+            },
+            Map {
+                name: "policy_icmp",
+                typeof_: "meta priority . meta l4proto . @th,0,8 : verdict",
+                elements: icmp,
+            },
+            Map {
+                name: "policy_other",
+                typeof_: "meta priority . meta l4proto : verdict",
+                elements: other,
+            },
+        ]
+    }
+
+    fn maps(&self) -> Vec<Map> {
+        let mut maps = self.zone_maps();
+        maps.extend(self.policy_maps());
+        maps
     }
 
     fn chains(&self, out: &mut String) {
@@ -564,21 +699,26 @@ fn runs(protos: &[u8]) -> Vec<(u8, u8)> {
     out
 }
 
-/// A `flags interval` map; `elements` is left out when there are none.
-fn map(out: &mut String, name: &str, typeof_: &str, elements: &[String]) {
-    let _ = write!(
-        out,
-        "\tmap {name} {{\n\t\ttypeof {typeof_}\n\t\tflags interval\n"
-    );
-    if !elements.is_empty() {
-        out.push_str("\t\telements = {\n");
-        for (i, e) in elements.iter().enumerate() {
-            let sep = if i + 1 == elements.len() { "" } else { "," };
-            let _ = writeln!(out, "\t\t\t{e}{sep}");
-        }
-        out.push_str("\t\t}\n");
+/// The elements, as `add element` commands of at most
+/// [`ELEMENTS_PER_COMMAND`] elements each, after the table (see [`Map`]).
+fn elements(out: &mut String, maps: &[Map]) {
+    if maps.iter().all(|m| m.elements.is_empty()) {
+        return;
     }
-    out.push_str("\t}\n\n");
+    let _ = writeln!(
+        out,
+        "\n# Map elements, at most {ELEMENTS_PER_COMMAND} per command (docs/nftables.md, `Loading`)."
+    );
+    for m in maps {
+        for chunk in m.elements.chunks(ELEMENTS_PER_COMMAND) {
+            let _ = writeln!(out, "add element inet {TABLE} {} {{", m.name);
+            for (i, e) in chunk.iter().enumerate() {
+                let sep = if i + 1 == chunk.len() { "" } else { "," };
+                let _ = writeln!(out, "\t{e}{sep}");
+            }
+            out.push_str("}\n");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -608,6 +748,79 @@ mod tests {
                 assert_eq!(image.classify(a), r.zone, "{a:#x} in {r:?}");
             }
         }
+    }
+
+    #[test]
+    fn elements_follow_the_table_in_bounded_commands() {
+        // More zones than one command holds, so every map needs several.
+        let mut source = String::new();
+        for i in 0..600 {
+            let _ = writeln!(
+                source,
+                "zone z{i} {{ networks 10.{}.{}.0/24, 2001:db8:{i:x}::/48 isolated }}",
+                i / 256,
+                i % 256
+            );
+        }
+        for i in 0..600 {
+            let _ = writeln!(
+                source,
+                "allow z{i} -> z{} : tcp/{}",
+                (i + 1) % 600,
+                1000 + i
+            );
+        }
+        let image = image(&source);
+        let out = render(&image);
+        let maps = maps(&image);
+        let table = out
+            .split_once("\ntable inet wardgate {\n")
+            .and_then(|(_, rest)| rest.split_once("\n}\n"))
+            .expect("one table block")
+            .0;
+        assert!(!table.contains("elements"), "maps are declared empty");
+        for m in &maps {
+            let commands: Vec<&str> = out
+                .split(&format!("add element inet wardgate {} {{\n", m.name))
+                .skip(1)
+                .map(|c| c.split_once("\n}\n").expect("closed").0)
+                .collect();
+            assert!(
+                commands
+                    .iter()
+                    .all(|c| c.lines().count() <= ELEMENTS_PER_COMMAND)
+            );
+            let written: Vec<String> = commands
+                .iter()
+                .flat_map(|c| c.lines())
+                .map(|l| l.trim().trim_end_matches(',').to_owned())
+                .collect();
+            let want: Vec<String> = m.elements.iter().map(ToString::to_string).collect();
+            assert_eq!(written, want, "map {}", m.name);
+        }
+        let ports = maps.iter().find(|m| m.name == "policy_ports").unwrap();
+        assert!(ports.elements.len() > 2 * ELEMENTS_PER_COMMAND);
+        assert_eq!(
+            ports.elements[0].to_string(),
+            "1:2 . 6 . 1000 : goto allow_0"
+        );
+    }
+
+    #[test]
+    fn fields_are_written_in_their_types_notation() {
+        let f = |k, lo, hi| Field::range(k, lo, hi).to_string();
+        assert_eq!(
+            f(Kind::Ipv4, 0x0a00_0000, 0x0a00_00ff),
+            "10.0.0.0-10.0.0.255"
+        );
+        assert_eq!(f(Kind::Ipv6, 1, 1), "::1");
+        assert_eq!(f(Kind::Classid, 0x1234_0fff, 0x1234_0fff), "1234:fff");
+        assert_eq!(f(Kind::Number, 80, 443), "80-443");
+        let e = Element {
+            key: vec![Field::one(Kind::Ipv4, 1)],
+            data: Data::Classid(0x2710),
+        };
+        assert_eq!(e.to_string(), "0.0.0.1 : 0:2710");
     }
 
     #[test]

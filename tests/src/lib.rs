@@ -10,6 +10,7 @@
 //! - [`packet`]: crafted frames for test runs.
 //! - [`rawsock`]: raw `AF_PACKET` sockets to inject and capture frames in namespaces.
 //! - [`policygen`]: random policies and probes for the differential tests.
+//! - [`scalegen`]: large generated policies (nftables scale test, Aerleon bench).
 //! - [`enforcer`]: the loaded program with a policy compiled from source, for verdict tests.
 
 pub mod agent;
@@ -20,5 +21,6 @@ pub mod packet;
 pub mod policygen;
 pub mod privilege;
 pub mod rawsock;
+pub mod scalegen;
 pub mod testrun;
 pub mod traffic;

@@ -7,17 +7,66 @@
 //! - `datapath`: ns per packet of the XDP program under `BPF_PROG_TEST_RUN`
 //!   beside an `XDP_PASS` program, as policies grow to 100,000 prefixes and
 //!   10,000 rules (`tests/benches/datapath.rs`); writes `target/bench/datapath.json`.
+//! - `nft [SIZE...]`: `wardgate compile --target nftables` beside Aerleon's
+//!   `aclgen` (installed from PyPI into `target/aerleon-venv`) on the same
+//!   generated policies: compile time, peak memory, `nft -c -f` time, and
+//!   whether wardgate's loaded maps read back exactly (`bench/aerleon/run.sh`,
+//!   results in `bench/nftables.md`); writes `target/bench/nft/results.tsv`.
 
 use anyhow::bail;
 
 use crate::{setup, sh};
 
-pub fn run(name: &str) -> anyhow::Result<()> {
+pub fn run(name: &str, args: &[String]) -> anyhow::Result<()> {
+    if name != "nft" && !args.is_empty() {
+        bail!("benchmark `{name}` takes no arguments");
+    }
     match name {
         "forward" => forward(),
         "datapath" => datapath(),
-        other => bail!("unknown benchmark `{other}` (expected `forward` or `datapath`)"),
+        "nft" => nft(args),
+        other => bail!("unknown benchmark `{other}` (expected `forward`, `datapath` or `nft`)"),
     }
+}
+
+fn nft(sizes: &[String]) -> anyhow::Result<()> {
+    if let Some(bad) = sizes.iter().find(|s| s.parse::<u32>().is_err()) {
+        bail!("`{bad}` is not a zone count (expected numbers such as 10 100 1000 10000)");
+    }
+    setup::debian_packages()?;
+    if !sh::is_root() {
+        bail!("the nftables benchmark needs root (nft in a scratch namespace)");
+    }
+    sh::cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "wardgate-compiler",
+        "--bin",
+        "wardgate",
+    ])?;
+    sh::cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "wardgate-tests",
+        "--example",
+        "scalegen",
+    ])?;
+    let root = sh::root();
+    let target = root.join("target/release");
+    let wardgate = target.join("wardgate");
+    let scalegen = target.join("examples/scalegen");
+    let script = root.join("bench/aerleon/run.sh");
+    let args: Vec<&str> = sizes.iter().map(String::as_str).collect();
+    sh::run_env(
+        script.to_str().unwrap_or("bench/aerleon/run.sh"),
+        &args,
+        &[
+            ("WARDGATE", wardgate.to_str().unwrap_or_default()),
+            ("SCALEGEN", scalegen.to_str().unwrap_or_default()),
+        ],
+    )
 }
 
 fn forward() -> anyhow::Result<()> {

@@ -6,7 +6,8 @@
 //! - `test`: fmt check, clippy `-D warnings`, every test including the
 //!   privileged kernel tests.
 //! - `demo`: builds everything and shows wardgate's main job.
-//! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`).
+//! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`; `nft`
+//!   beside Aerleon).
 //!
 //! Every command runs the parts of `setup` it needs first.
 #![forbid(unsafe_code)]
@@ -36,10 +37,13 @@ enum Command {
     Test,
     /// Build everything and run the demo.
     Demo,
-    /// Run a benchmark: `forward` (packets per second through a veth gateway) or `datapath`.
+    /// Run a benchmark: `forward` (packets per second through a veth gateway), `datapath`,
+    /// or `nft` (the nftables backend beside Aerleon's aclgen).
     Bench {
-        /// Which benchmark: `forward` or `datapath`.
+        /// Which benchmark: `forward`, `datapath` or `nft`.
         name: String,
+        /// For `nft`: the zone counts to run (default 10 100 1000 10000).
+        sizes: Vec<String>,
     },
 }
 
@@ -52,6 +56,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Test => test::run(),
         Command::Demo => demo::run(),
-        Command::Bench { name } => bench::run(&name),
+        Command::Bench { name, sizes } => bench::run(&name, &sizes),
     }
 }

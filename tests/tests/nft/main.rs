@@ -6,4 +6,7 @@
 //! and under `CI=true` it fails.
 
 mod differential;
+mod elements;
 mod gateway;
+mod probe;
+mod readback;
