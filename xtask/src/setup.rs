@@ -27,6 +27,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // Turns off checksum offload on test veths: an XDP redirect drops the
     // skb's "checksum still to be done" note, so the fast-path test needs full checksums.
     "ethtool",
+    // `cargo xtask bench nft` installs Aerleon from PyPI into a virtual environment.
+    "python3-venv",
 ];
 
 /// The bpf-linker release line known to build against nightly's LLVM here.
