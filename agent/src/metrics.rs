@@ -77,23 +77,6 @@ fn label(k: &str, v: impl Into<String>) -> (String, String) {
     (k.to_owned(), v.into())
 }
 
-/// What a rule names as source and destination (`tag:medical, lab` and
-/// `interface-engine`), read with the language's own parser from the rule's
-/// source text as the image records it, however it was spaced (`a->b`).
-pub fn rule_ends(text: &str) -> (String, String) {
-    let parsed = wardgate_lang::parse_str("rule", text);
-    let Some(rule) = parsed.policy.rules.first() else {
-        return (String::new(), String::new());
-    };
-    let join = |sel: &[wardgate_lang::ast::Node<wardgate_lang::ast::Selector>]| {
-        sel.iter()
-            .map(|s| s.node.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    (join(&rule.src), join(&rule.dst))
-}
-
 /// The exposition text.
 pub fn render(input: &Input) -> String {
     let mut registry = Registry::default();
@@ -283,24 +266,6 @@ pub fn render(input: &Input) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rule_text_ends() {
-        assert_eq!(
-            rule_ends(r#"allow tag:medical, lab -> interface-engine : hl7-mllp "why""#),
-            ("tag:medical, lab".into(), "interface-engine".into())
-        );
-        assert_eq!(
-            rule_ends("deny tag:medical -> world : any"),
-            ("tag:medical".into(), "world".into())
-        );
-        // Spacing is the writer's choice: the labels are the same.
-        assert_eq!(rule_ends("allow a->b:tcp/443"), ("a".into(), "b".into()));
-        assert_eq!(
-            rule_ends("allow  a ,b->  c : tcp/443 until 2027-01-01"),
-            ("a, b".into(), "c".into())
-        );
-    }
 
     #[test]
     fn renders_names_and_values() {

@@ -53,6 +53,10 @@ pub struct RuleMeta {
     pub file: String,
     pub line: u32,
     pub text: String,
+    /// The rule's source and destination selectors as written
+    /// (`tag:medical, lab`): metric labels.
+    pub from: String,
+    pub to: String,
     /// Last day in force (`until`), if any.
     pub until: Option<String>,
     /// Lowered into the tables (in force on the compile date).
@@ -171,6 +175,8 @@ impl PolicyImage {
                 file: r.origin.file.clone(),
                 line: r.origin.line,
                 text: r.text.clone(),
+                from: r.src_label.clone(),
+                to: r.dst_label.clone(),
                 until: r.until.map(|d| d.to_string()),
                 active: lowered.in_force.get(i).copied().unwrap_or(true),
             })

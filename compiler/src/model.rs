@@ -232,6 +232,9 @@ pub struct Rule {
     /// Sorted, deduplicated.
     pub dst: Vec<ZoneId>,
     pub services: Vec<ServiceAtom>,
+    /// The selectors as written (`tag:medical, lab`), for labels.
+    pub src_label: String,
+    pub dst_label: String,
     /// The services as written (`dicom`, `tcp/443`), for labels.
     pub service_labels: Vec<String>,
     pub until: Option<Date>,

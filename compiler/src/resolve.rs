@@ -283,6 +283,8 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             src,
             dst,
             services,
+            src_label: selectors_label(&r.src),
+            dst_label: selectors_label(&r.dst),
             service_labels: r.services.iter().map(|s| label(&s.node)).collect(),
             until: r.until.as_ref().map(|d| d.node),
             comment: r.comment.as_ref().map(|c| c.node.clone()),
@@ -377,6 +379,15 @@ fn label(a: &ast::ServiceAtom) -> String {
     }
 }
 
+/// Selectors as written, canonically spaced (`tag:medical, lab`).
+fn selectors_label(selectors: &[wardgate_lang::ast::Node<wardgate_lang::ast::Selector>]) -> String {
+    selectors
+        .iter()
+        .map(|s| s.node.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testutil::check_text;
@@ -411,5 +422,23 @@ mod tests {
             "zone internet { networks 0.0.0.0/1 }\nzone pumps { networks 10.40.0.0/22 }\nrequire no-path world -> pumps\n",
         );
         assert!(!c.contains(&"WG305") && !c.contains(&"WG304"), "{c:?}");
+    }
+
+    #[test]
+    fn rules_keep_their_selectors_as_written_however_spaced() {
+        let loaded = wardgate_lang::parse_str(
+            "t.ward",
+            "zone a { hosts 10.0.0.1 tags med }\nzone b { hosts 10.0.0.2 }\nzone c { hosts 10.0.0.3 }\n\
+             allow a->b:tcp/443\nallow  tag:med ,c->  b : tcp/22\n",
+        );
+        let (image, diags) = crate::compile(&loaded, &crate::Options { today: None });
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
+        let image = image.expect("the policy compiles");
+        let ends: Vec<_> = image
+            .rules()
+            .iter()
+            .map(|r| (r.from.as_str(), r.to.as_str()))
+            .collect();
+        assert_eq!(ends, [("a", "b"), ("tag:med, c", "b")]);
     }
 }

@@ -44,11 +44,14 @@ pub fn rule(
         p.names(&dst),
         labels.join(", ")
     );
+    let (src_label, dst_label) = (p.names(&src), p.names(&dst));
     p.rules.push(Rule {
         action,
         src,
         dst,
         services: services.to_vec(),
+        src_label,
+        dst_label,
         service_labels: labels,
         until: None,
         comment: None,

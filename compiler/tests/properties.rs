@@ -119,11 +119,14 @@ fn build(spec: &Spec) -> Policy {
         src.dedup();
         dst.sort_unstable();
         dst.dedup();
+        let (src_label, dst_label) = (format!("zones {src:?}"), format!("zones {dst:?}"));
         p.rules.push(Rule {
             action: if *allow { Action::Allow } else { Action::Deny },
             src,
             dst,
             services: services.clone(),
+            src_label,
+            dst_label,
             service_labels: services.iter().map(ToString::to_string).collect(),
             until: until.map(|d| day(i64::from(d))),
             comment: None,

@@ -108,17 +108,13 @@ pub(super) async fn metrics_input(shared: &Shared) -> metrics::Input {
             .rules()
             .iter()
             .zip(hits)
-            .map(|(r, h)| {
-                let (from, to) = metrics::rule_ends(&r.text);
-                metrics::RuleHits {
-                    id: r.id,
-                    action: r.action.as_str(),
-                    location: format!("{}:{}", r.file, r.line),
-                    from,
-                    to,
-                    hits: h
-                        .saturating_sub(agent.rule_base.get(r.id as usize).copied().unwrap_or(0)),
-                }
+            .map(|(r, h)| metrics::RuleHits {
+                id: r.id,
+                action: r.action.as_str(),
+                location: format!("{}:{}", r.file, r.line),
+                from: r.from.clone(),
+                to: r.to.clone(),
+                hits: h.saturating_sub(agent.rule_base.get(r.id as usize).copied().unwrap_or(0)),
             })
             .collect()
     } else {
