@@ -7,6 +7,9 @@
 //! - `datapath`: ns per packet of the XDP program under `BPF_PROG_TEST_RUN`
 //!   beside an `XDP_PASS` program, as policies grow to 100,000 prefixes and
 //!   10,000 rules (`tests/benches/datapath.rs`); writes `target/bench/datapath.json`.
+//! - `fuzz`: the parser fuzz test (`tests/tests/kernel/fuzz.rs`) with
+//!   1,000,000 frames instead of the test suite's 50,000
+//!   (`WARDGATE_FUZZ_FRAMES` and `WARDGATE_FUZZ_SEED` override).
 
 use anyhow::bail;
 
@@ -16,7 +19,10 @@ pub fn run(name: &str) -> anyhow::Result<()> {
     match name {
         "forward" => forward(),
         "datapath" => datapath(),
-        other => bail!("unknown benchmark `{other}` (expected `forward` or `datapath`)"),
+        "fuzz" => fuzz(),
+        other => {
+            bail!("unknown benchmark `{other}` (expected `forward`, `datapath` or `fuzz`)")
+        }
     }
 }
 
@@ -50,4 +56,26 @@ fn datapath() -> anyhow::Result<()> {
         "--bench",
         "datapath",
     ])
+}
+
+fn fuzz() -> anyhow::Result<()> {
+    setup::ebpf_toolchain()?;
+    if !sh::is_root() {
+        bail!("the parser fuzz needs root (CAP_BPF for BPF_PROG_TEST_RUN)");
+    }
+    let frames = std::env::var("WARDGATE_FUZZ_FRAMES").unwrap_or_else(|_| "1000000".into());
+    sh::run_env(
+        "cargo",
+        &[
+            "test",
+            "--package",
+            "wardgate-tests",
+            "--test",
+            "kernel",
+            "--",
+            "parser_fuzz",
+            "--nocapture",
+        ],
+        &[("WARDGATE_FUZZ_FRAMES", &frames)],
+    )
 }

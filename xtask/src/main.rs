@@ -6,7 +6,7 @@
 //! - `test`: fmt check, clippy `-D warnings`, every test including the
 //!   privileged kernel tests.
 //! - `demo`: builds everything and shows wardgate's main job.
-//! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`).
+//! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`; `fuzz`).
 //!
 //! Every command runs the parts of `setup` it needs first.
 #![forbid(unsafe_code)]
@@ -38,7 +38,7 @@ enum Command {
     Demo,
     /// Run a benchmark: `forward` (packets per second through a veth gateway) or `datapath`.
     Bench {
-        /// Which benchmark: `forward` or `datapath`.
+        /// Which benchmark: `forward`, `datapath` or `fuzz` (1,000,000 frames through the parser).
         name: String,
     },
 }
