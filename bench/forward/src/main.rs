@@ -9,9 +9,12 @@
 //! A generator (`BPF_PROG_TEST_RUN` in live-frames mode) transmits small UDP
 //! frames over many flows from the sender's veth; the gateway forwards them
 //! with the filter under test; the receiver's XDP sink counts what arrives.
-//! Configurations: no filter, wardgate XDP without and with the fast path,
-//! and the nftables ruleset compiled from the same policy, at 10, 1,000 and
-//! 10,000 rules; three repeats interleaved; medians.
+//! Configurations: no filter, a bare FIB-lookup-and-redirect XDP program (no
+//! policy: the ceiling of an XDP fast path on this machine), wardgate XDP
+//! without and with the fast path, and the nftables ruleset compiled from the
+//! same policy, at 10, 1,000 and 10,000 rules; three repeats interleaved;
+//! medians. The wardgate fast path at 10,000 rules is also reported as a
+//! ratio of the bare redirect.
 
 use std::{
     collections::BTreeMap,
@@ -55,6 +58,8 @@ const MEASURE: Duration = Duration::from_millis(1500);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Enforcer {
     None,
+    /// `fib_forward` from `bench/gen-xdp`: the forwarding ceiling.
+    FibRedirect,
     Wardgate,
     WardgateFastPath,
     Nftables,
@@ -64,6 +69,7 @@ impl Enforcer {
     fn name(self) -> &'static str {
         match self {
             Self::None => "none",
+            Self::FibRedirect => "bare-fib-redirect",
             Self::Wardgate => "wardgate-xdp",
             Self::WardgateFastPath => "wardgate-xdp-fast-path",
             Self::Nftables => "nftables",
@@ -218,7 +224,7 @@ impl Bench {
         let sender_ifindex = sender.ifindex("eth0")?;
 
         let mut gen_obj = Ebpf::load(GEN_OBJECT).context("loading the generator object")?;
-        for name in ["generate", "sink", "pass"] {
+        for name in ["generate", "sink", "pass", "fib_forward"] {
             let prog: &mut Xdp = gen_obj
                 .program_mut(name)
                 .with_context(|| format!("no program `{name}`"))?
@@ -308,6 +314,21 @@ impl Bench {
                 }
                 pps
             }
+            Enforcer::FibRedirect => {
+                let links: Vec<XdpLinkId> = {
+                    let _in = InNetns::enter(&self.topology.gateway)?;
+                    ["gw0", "gw1"]
+                        .iter()
+                        .map(|i| xdp(&mut self.gen_obj, "fib_forward").attach(i, XdpMode::Driver))
+                        .collect::<Result<_, _>>()?
+                };
+                let pps = self.measure();
+                let _in = InNetns::enter(&self.topology.gateway)?;
+                for link in links {
+                    xdp(&mut self.gen_obj, "fib_forward").detach(link)?;
+                }
+                pps
+            }
             Enforcer::Wardgate | Enforcer::WardgateFastPath => {
                 let image = image.context("wardgate needs a policy")?;
                 let flags = if enforcer == Enforcer::WardgateFastPath {
@@ -366,7 +387,7 @@ fn main() -> anyhow::Result<()> {
         .map(|&n| image(&policy(n)).map(|i| (n, i)))
         .collect::<Result<_, _>>()?;
     let mut bench = Bench::new()?;
-    let mut configs = vec![(Enforcer::None, 0usize)];
+    let mut configs = vec![(Enforcer::None, 0usize), (Enforcer::FibRedirect, 0)];
     for &n in &RULES {
         for e in [
             Enforcer::Wardgate,
@@ -407,6 +428,21 @@ fn main() -> anyhow::Result<()> {
             "pps_runs": r.iter().map(|p| p.round()).collect::<Vec<_>>(),
         }));
     }
+    let ceiling = median(&runs[&(Enforcer::FibRedirect, 0)]);
+    let fast = median(&runs[&(Enforcer::WardgateFastPath, 10_000)]);
+    let per_round: Vec<String> = runs[&(Enforcer::WardgateFastPath, 10_000)]
+        .iter()
+        .zip(&runs[&(Enforcer::FibRedirect, 0)])
+        .map(|(f, c)| format!("{:.2}", f / c))
+        .collect();
+    println!(
+        "\nwardgate fast path at 10,000 rules / bare FIB redirect: {:.2} (medians; per repeat {})",
+        fast / ceiling,
+        per_round.join(" / ")
+    );
+    json.push(serde_json::json!({
+        "fast_path_10000_rules_over_bare_fib_redirect": fast / ceiling,
+    }));
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
