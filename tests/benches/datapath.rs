@@ -3,11 +3,16 @@
 //! run, for four cases (established connection, new allowed, new denied,
 //! non-IP) as the policy grows in prefixes and rules.
 //!
+//! Method: each case is measured in `ROUNDS` rounds; a round times the
+//! baseline and the case back to back (`REPEAT` runs each, the order swapped
+//! every other round), so a burst of machine noise hits both halves of the
+//! round's ratio. The bench reports the median of the per-round ratios and
+//! their spread (min and max), and the median ns per packet.
+//!
 //! Cases: *established* is an ACK of a connection whose SYN passed before;
 //! *new allowed* is a TCP RST+ACK that a rule allows (decided in full on every
 //! repeat, since a reset never starts tracking); *new denied* is a SYN no rule
-//! allows; *non-IP* is an ARP request. The baseline is re-measured before each
-//! case and the two alternate, so machine noise hits both.
+//! allows; *non-IP* is an ARP request.
 //!
 //! Prints a table and writes `target/bench/datapath.json`.
 
@@ -23,7 +28,10 @@ use wardgate_tests::{
     privilege, testrun,
 };
 
-const REPEAT: u32 = 1_000_000;
+/// Runs per measurement (the kernel reports their mean).
+const REPEAT: u32 = 200_000;
+/// Rounds per case (`WARDGATE_BENCH_ROUNDS` overrides).
+const ROUNDS: usize = 9;
 const PREFIXES: &[usize] = &[10, 1_000, 100_000];
 const RULES: &[usize] = &[10, 1_000, 10_000];
 
@@ -77,6 +85,66 @@ fn measure(program: &Xdp, frame: &[u8], expect: u32) -> f64 {
     ns(r.duration)
 }
 
+/// The median of `values` (sorted in place); for an even count, the mean of the middle two.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The first three fields of `/proc/loadavg` (the machine's noise, for the record).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// One case over `rounds` rounds, interleaved with the baseline.
+struct Rounds {
+    ratios: Vec<f64>,
+    ns: Vec<f64>,
+    base_ns: Vec<f64>,
+}
+
+impl Rounds {
+    fn measure(rounds: usize, baseline: &Xdp, program: &Xdp, frame: &[u8], expect: u32) -> Self {
+        let mut r = Rounds {
+            ratios: Vec::new(),
+            ns: Vec::new(),
+            base_ns: Vec::new(),
+        };
+        for round in 0..rounds {
+            let (value, base) = if round % 2 == 0 {
+                let base = measure(baseline, frame, testrun::XDP_PASS);
+                (measure(program, frame, expect), base)
+            } else {
+                let value = measure(program, frame, expect);
+                (value, measure(baseline, frame, testrun::XDP_PASS))
+            };
+            r.ratios.push(value / base);
+            r.ns.push(value);
+            r.base_ns.push(base);
+        }
+        r
+    }
+
+    /// (median ratio, min ratio, max ratio, median ns, median baseline ns).
+    fn summary(&mut self) -> (f64, f64, f64, f64, f64) {
+        let ratio = median(&mut self.ratios);
+        (
+            ratio,
+            self.ratios[0],
+            self.ratios[self.ratios.len() - 1],
+            median(&mut self.ns),
+            median(&mut self.base_ns),
+        )
+    }
+}
+
 fn main() {
     if !privilege::kernel_tests_can_run("bench datapath") {
         return;
@@ -120,9 +188,16 @@ fn main() {
         ("non-IP", packet::arp(), testrun::XDP_PASS),
     ];
     let mut results = Vec::new();
+    let rounds = std::env::var("WARDGATE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(ROUNDS);
+    println!("{rounds} rounds of {REPEAT} runs per case and per baseline, interleaved");
+    println!("load average at start: {}", load_average());
     println!(
-        "{:<12} {:>9} {:>7} {:>10} {:>10} {:>7}",
-        "case", "prefixes", "rules", "ns/packet", "XDP_PASS", "ratio"
+        "{:<12} {:>9} {:>7} {:>10} {:>10} {:>7} {:>15}",
+        "case", "prefixes", "rules", "ns/packet", "XDP_PASS", "ratio", "spread"
     );
     // `WARDGATE_BENCH_QUICK=1` measures the smallest policy only (for quick iteration).
     let quick = std::env::var_os("WARDGATE_BENCH_QUICK").is_some();
@@ -143,9 +218,8 @@ fn main() {
                 std::thread::sleep(Duration::from_secs(120));
             }
             for (case, frame, expect) in &cases {
-                let base = measure(baseline, frame, testrun::XDP_PASS);
                 let tracked = e.counter(counter::PASS_TRACKED);
-                let value = measure(e.program.xdp(), frame, *expect);
+                let mut r = Rounds::measure(rounds, baseline, e.program.xdp(), frame, *expect);
                 // Each case must take the path it names.
                 let tracked = e.counter(counter::PASS_TRACKED) - tracked;
                 assert_eq!(
@@ -153,16 +227,23 @@ fn main() {
                     *case == "established",
                     "{case}: {tracked} tracked passes"
                 );
+                let (ratio, min, max, value, base) = r.summary();
                 println!(
-                    "{case:<12} {prefixes:>9} {rules:>7} {value:>10.1} {base:>10.1} {:>6.2}x",
-                    value / base
+                    "{case:<12} {prefixes:>9} {rules:>7} {value:>10.1} {base:>10.1} {ratio:>6.2}x {:>15}",
+                    format!("{min:.2}-{max:.2}x")
                 );
                 results.push(json!({
                     "case": case,
                     "prefixes": prefixes,
                     "rules": rules,
-                    "ns_per_packet": value,
-                    "baseline_ns_per_packet": base,
+                    "rounds": rounds,
+                    "repeat": REPEAT,
+                    "ratio_median": ratio,
+                    "ratio_min": min,
+                    "ratio_max": max,
+                    "ns_per_packet_median": value,
+                    "baseline_ns_per_packet_median": base,
+                    "ratios": r.ratios,
                 }));
             }
             eprintln!(
@@ -174,5 +255,6 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("datapath.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    println!("load average at end: {}", load_average());
     println!("wrote {}", path.display());
 }

@@ -12,6 +12,9 @@
 //!   generated policies: compile time, peak memory, `nft -c -f` time, and
 //!   whether wardgate's loaded maps read back exactly (`bench/aerleon/run.sh`,
 //!   results in `bench/nftables.md`); writes `target/bench/nft/results.tsv`.
+//! - `fuzz`: the parser fuzz test (`tests/tests/kernel/fuzz.rs`) with
+//!   1,000,000 frames instead of the test suite's 50,000
+//!   (`WARDGATE_FUZZ_FRAMES` and `WARDGATE_FUZZ_SEED` override).
 
 use anyhow::bail;
 
@@ -25,7 +28,10 @@ pub fn run(name: &str, args: &[String]) -> anyhow::Result<()> {
         "forward" => forward(),
         "datapath" => datapath(),
         "nft" => nft(args),
-        other => bail!("unknown benchmark `{other}` (expected `forward`, `datapath` or `nft`)"),
+        "fuzz" => fuzz(),
+        other => {
+            bail!("unknown benchmark `{other}` (expected `forward`, `datapath`, `nft` or `fuzz`)")
+        }
     }
 }
 
@@ -99,4 +105,26 @@ fn datapath() -> anyhow::Result<()> {
         "--bench",
         "datapath",
     ])
+}
+
+fn fuzz() -> anyhow::Result<()> {
+    setup::ebpf_toolchain()?;
+    if !sh::is_root() {
+        bail!("the parser fuzz needs root (CAP_BPF for BPF_PROG_TEST_RUN)");
+    }
+    let frames = std::env::var("WARDGATE_FUZZ_FRAMES").unwrap_or_else(|_| "1000000".into());
+    sh::run_env(
+        "cargo",
+        &[
+            "test",
+            "--package",
+            "wardgate-tests",
+            "--test",
+            "kernel",
+            "--",
+            "parser_fuzz",
+            "--nocapture",
+        ],
+        &[("WARDGATE_FUZZ_FRAMES", &frames)],
+    )
 }

@@ -9,9 +9,13 @@
 //! A generator (`BPF_PROG_TEST_RUN` in live-frames mode) transmits small UDP
 //! frames over many flows from the sender's veth; the gateway forwards them
 //! with the filter under test; the receiver's XDP sink counts what arrives.
-//! Configurations: no filter, wardgate XDP without and with the fast path,
-//! and the nftables ruleset compiled from the same policy, at 10, 1,000 and
-//! 10,000 rules; three repeats interleaved; medians.
+//! Configurations: no filter, a bare FIB-lookup-and-redirect XDP program (no
+//! policy: the ceiling of an XDP fast path on this machine), wardgate XDP
+//! without and with the fast path, and the nftables ruleset compiled from the
+//! same policy, at 10, 1,000 and 10,000 rules; three repeats interleaved;
+//! medians. The wardgate fast path at 10,000 rules is also reported as a
+//! ratio of the bare redirect, measured right after it in each repeat (the
+//! median of the repeats' ratios).
 
 use std::{
     collections::BTreeMap,
@@ -36,6 +40,8 @@ static GEN_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wardgate-bench-gen-xdp"));
 
 const RULES: [usize; 3] = [10, 1_000, 10_000];
+/// The configuration compared with the ceiling (the bare FIB redirect).
+const CEILING_PAIR: (Enforcer, usize) = (Enforcer::WardgateFastPath, 10_000);
 const REPEATS: usize = 3;
 /// Flows: UDP source ports counted up from `SPORT`.
 const FLOWS: u32 = 1024;
@@ -55,6 +61,8 @@ const MEASURE: Duration = Duration::from_millis(1500);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Enforcer {
     None,
+    /// `fib_forward` from `bench/gen-xdp`: the forwarding ceiling.
+    FibRedirect,
     Wardgate,
     WardgateFastPath,
     Nftables,
@@ -64,6 +72,7 @@ impl Enforcer {
     fn name(self) -> &'static str {
         match self {
             Self::None => "none",
+            Self::FibRedirect => "bare-fib-redirect",
             Self::Wardgate => "wardgate-xdp",
             Self::WardgateFastPath => "wardgate-xdp-fast-path",
             Self::Nftables => "nftables",
@@ -218,7 +227,7 @@ impl Bench {
         let sender_ifindex = sender.ifindex("eth0")?;
 
         let mut gen_obj = Ebpf::load(GEN_OBJECT).context("loading the generator object")?;
-        for name in ["generate", "sink", "pass"] {
+        for name in ["generate", "sink", "pass", "fib_forward"] {
             let prog: &mut Xdp = gen_obj
                 .program_mut(name)
                 .with_context(|| format!("no program `{name}`"))?
@@ -308,6 +317,21 @@ impl Bench {
                 }
                 pps
             }
+            Enforcer::FibRedirect => {
+                let links: Vec<XdpLinkId> = {
+                    let _in = InNetns::enter(&self.topology.gateway)?;
+                    ["gw0", "gw1"]
+                        .iter()
+                        .map(|i| xdp(&mut self.gen_obj, "fib_forward").attach(i, XdpMode::Driver))
+                        .collect::<Result<_, _>>()?
+                };
+                let pps = self.measure();
+                let _in = InNetns::enter(&self.topology.gateway)?;
+                for link in links {
+                    xdp(&mut self.gen_obj, "fib_forward").detach(link)?;
+                }
+                pps
+            }
             Enforcer::Wardgate | Enforcer::WardgateFastPath => {
                 let image = image.context("wardgate needs a policy")?;
                 let flags = if enforcer == Enforcer::WardgateFastPath {
@@ -373,6 +397,11 @@ fn main() -> anyhow::Result<()> {
             Enforcer::WardgateFastPath,
             Enforcer::Nftables,
         ] {
+            if (e, n) == CEILING_PAIR {
+                // Measured right after the ceiling, so that the two meet the
+                // same load: their ratio is taken per repeat.
+                configs.push((Enforcer::FibRedirect, 0));
+            }
             configs.push((e, n));
         }
     }
@@ -407,6 +436,21 @@ fn main() -> anyhow::Result<()> {
             "pps_runs": r.iter().map(|p| p.round()).collect::<Vec<_>>(),
         }));
     }
+    let ratios: Vec<f64> = runs[&CEILING_PAIR]
+        .iter()
+        .zip(&runs[&(Enforcer::FibRedirect, 0)])
+        .map(|(f, c)| f / c)
+        .collect();
+    let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    println!(
+        "\nwardgate fast path at 10,000 rules / bare FIB redirect: {:.2} (median of the repeats' ratios: {})",
+        median(&ratios),
+        listed.join(" / ")
+    );
+    json.push(serde_json::json!({
+        "fast_path_10000_rules_over_bare_fib_redirect": median(&ratios),
+        "fast_path_10000_rules_over_bare_fib_redirect_runs": ratios,
+    }));
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }

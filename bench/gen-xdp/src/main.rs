@@ -9,6 +9,10 @@
 //! - `pass`: `XDP_PASS`; attached to the gateway's ingress veth when no
 //!   wardgate program is, so that the veth runs NAPI (XDP frames redirected
 //!   into a veth are delivered only then) in every configuration.
+//! - `fib_forward`: the forwarding ceiling: no policy, no connection
+//!   tracking, no counters; an IPv4 frame gets a `bpf_fib_lookup`, its TTL
+//!   decremented (checksum updated), its MACs rewritten and a `bpf_redirect`,
+//!   the same steps as wardgate's fast path; anything else goes to the stack.
 #![no_std]
 #![no_main]
 #![allow(
@@ -17,7 +21,8 @@
 )]
 
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
+    helpers::{bpf_fib_lookup, bpf_redirect},
     macros::{map, xdp},
     maps::{Array, PerCpuArray},
     programs::XdpContext,
@@ -91,6 +96,65 @@ pub fn sink(_ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
+}
+
+const ETH_HLEN: usize = 14;
+const AF_INET: u8 = 2;
+
+#[xdp]
+pub fn fib_forward(ctx: XdpContext) -> u32 {
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + ETH_HLEN + 20 > end {
+        return xdp_action::XDP_PASS;
+    }
+    let eth = data as *mut u8;
+    let ip = (data + ETH_HLEN) as *mut u8;
+    // SAFETY: every access is within the Ethernet header and the 20 bytes
+    // after it, checked against `data_end` above; `ctx.ctx` is valid.
+    unsafe {
+        // IPv4 with a TTL left to decrement; anything else to the stack.
+        if *eth.add(12) != 0x08 || *eth.add(13) != 0x00 || *ip.add(8) <= 1 {
+            return xdp_action::XDP_PASS;
+        }
+        let mut fib: FibParams = core::mem::zeroed();
+        fib.family = AF_INET;
+        fib.ifindex = (*ctx.ctx).ingress_ifindex;
+        fib.l4_protocol = *ip.add(9);
+        fib.__bindgen_anon_2.tos = *ip.add(1);
+        fib.__bindgen_anon_1.tot_len = u16::from_be_bytes([*ip.add(2), *ip.add(3)]);
+        let word = |at: usize| {
+            u32::from_ne_bytes([
+                *ip.add(at),
+                *ip.add(at + 1),
+                *ip.add(at + 2),
+                *ip.add(at + 3),
+            ])
+        };
+        fib.__bindgen_anon_3.ipv4_src = word(12);
+        fib.__bindgen_anon_4.ipv4_dst = word(16);
+        let rc = bpf_fib_lookup(
+            ctx.ctx.cast(),
+            &mut fib,
+            core::mem::size_of::<FibParams>() as i32,
+            0,
+        );
+        if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) {
+            return xdp_action::XDP_PASS;
+        }
+        // RFC 1624 incremental checksum update for TTL - 1.
+        let raw = u16::from_ne_bytes([*ip.add(10), *ip.add(11)]);
+        let mut check = u32::from(raw) + u32::from(0x0100u16.to_be());
+        check += u32::from(check >= 0xffff);
+        let [c0, c1] = (check as u16).to_ne_bytes();
+        *ip.add(10) = c0;
+        *ip.add(11) = c1;
+        *ip.add(8) -= 1;
+        for i in 0..6 {
+            *eth.add(i) = fib.dmac[i];
+            *eth.add(6 + i) = fib.smac[i];
+        }
+        bpf_redirect(fib.ifindex, 0) as u32
+    }
 }
 
 #[cfg(not(test))]
