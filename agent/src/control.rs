@@ -220,6 +220,13 @@ pub enum ClientError {
         path: String,
         source: std::io::Error,
     },
+    /// The request was sent, but no answer came in time: it may still take
+    /// effect, so the client must never report it as not done.
+    #[error(
+        "the agent on `{path}` did not answer within {seconds} s; the request was sent and may \
+         still take effect: check with `wardgate-agent status` or `quarantine list`"
+    )]
+    NoAnswer { path: String, seconds: u64 },
     #[error("{0:#}")]
     Io(anyhow::Error),
 }
@@ -229,9 +236,15 @@ pub enum ClientError {
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ClientError> {
     let path = socket.display().to_string();
     let stream = UnixStream::connect(socket).map_err(|source| match source.raw_os_error() {
-        Some(libc::ENOENT | libc::ECONNREFUSED) => ClientError::NotRunning { path, source },
-        Some(libc::EACCES | libc::EPERM) => ClientError::PermissionDenied { path },
-        _ => ClientError::Connect { path, source },
+        Some(libc::ENOENT | libc::ECONNREFUSED) => ClientError::NotRunning {
+            path: path.clone(),
+            source,
+        },
+        Some(libc::EACCES | libc::EPERM) => ClientError::PermissionDenied { path: path.clone() },
+        _ => ClientError::Connect {
+            path: path.clone(),
+            source,
+        },
     })?;
     let io = |e: std::io::Error, what: &str| {
         ClientError::Io(anyhow::Error::new(e).context(what.to_owned()))
@@ -246,9 +259,13 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
         .map_err(|e| io(e, "sending the request"))?;
     let mut reader = BufReader::new(&stream);
     let mut answer = String::new();
-    reader
-        .read_line(&mut answer)
-        .map_err(|e| io(e, "reading the response"))?;
+    reader.read_line(&mut answer).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ClientError::NoAnswer {
+            path: path.clone(),
+            seconds: timeout.as_secs().max(1),
+        },
+        _ => io(e, "reading the response"),
+    })?;
     serde_json::from_str(&answer)
         .context("the agent's response is not JSON")
         .map_err(ClientError::Io)
@@ -280,6 +297,29 @@ mod tests {
             assert_eq!(parse(line.as_bytes()).unwrap(), req);
             assert_eq!(serde_json::to_string(&req).unwrap(), line);
         }
+    }
+
+    #[test]
+    fn a_request_left_unanswered_is_never_reported_as_not_done() {
+        let dir = std::env::temp_dir().join(format!("wg-control-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("silent.sock");
+        let _ = std::fs::remove_file(&socket);
+        // An agent that takes the request and never answers.
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let err = request(
+            &socket,
+            &Request::QuarantineAdd {
+                address: "10.0.0.1".into(),
+                reason: None,
+            },
+            Duration::from_millis(100),
+        )
+        .unwrap_err();
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(err, ClientError::NoAnswer { .. }), "{err:?}");
+        assert!(err.to_string().contains("may still take effect"), "{err}");
     }
 
     #[test]
