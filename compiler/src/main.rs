@@ -37,6 +37,9 @@ enum Command {
     Report(cli::report::Args),
     /// What a diagnostic code means: what it reports, why, an example, the fix.
     Explain(cli::explain::Args),
+    /// Rules from another format: `mud` (Manufacturer Usage Description files, RFC 8520).
+    #[command(subcommand)]
+    Import(cli::import::Command),
 }
 
 fn main() -> ExitCode {
@@ -49,5 +52,6 @@ fn main() -> ExitCode {
         Command::Diff(args) => cli::diff::run(&args),
         Command::Report(args) => cli::report::run(&args),
         Command::Explain(args) => cli::explain::run(&args),
+        Command::Import(command) => cli::import::run(&command),
     }
 }

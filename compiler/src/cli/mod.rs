@@ -20,6 +20,7 @@ pub mod diff;
 pub mod explain;
 pub mod fmt;
 pub mod graph;
+pub mod import;
 pub mod out;
 pub mod query;
 pub mod report;
