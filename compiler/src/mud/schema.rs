@@ -378,12 +378,15 @@ pub struct ParseError {
 pub fn parse(text: &str) -> Result<Document, ParseError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
         let inner = e.into_inner();
         let message = if inner.is_syntax() || inner.is_eof() {
+            path = ".".into();
             format!("not JSON: {inner}")
-        } else if path == "." {
-            format!("not a MUD file: {inner}")
+        } else if path == "."
+            || !(path.starts_with("ietf-mud:mud") || path.starts_with("ietf-access-control-list:"))
+        {
+            format!("not a MUD file (no `ietf-mud:mud` and ACLs at the top): {inner}")
         } else {
             format!("at `{path}`: {inner}")
         };
