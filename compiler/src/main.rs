@@ -40,6 +40,9 @@ enum Command {
     /// Rules from another format: `mud` (Manufacturer Usage Description files, RFC 8520).
     #[command(subcommand)]
     Import(cli::import::Command),
+    /// A policy in another format: `mud` (a draft MUD file of what a zone needs).
+    #[command(subcommand)]
+    Export(cli::export::Command),
 }
 
 fn main() -> ExitCode {
@@ -53,5 +56,6 @@ fn main() -> ExitCode {
         Command::Report(args) => cli::report::run(&args),
         Command::Explain(args) => cli::explain::run(&args),
         Command::Import(command) => cli::import::run(&command),
+        Command::Export(command) => cli::export::run(&command),
     }
 }

@@ -396,3 +396,123 @@ fn a_binding_to_an_undeclared_zone_is_an_error() {
     .unwrap_err();
     assert!(e.to_string().contains("nowhere"), "{e}");
 }
+
+/// The allowed flows of `zone` with other zones: (peer name, opened by the
+/// zone, protocol) to the allowed port (or ICMP type) ranges.
+type FlowSet = BTreeMap<(String, bool, u32), Vec<(u16, u16)>>;
+
+fn flows_of(analysis: &wardgate_compiler::Analysis, zone: &str) -> FlowSet {
+    let p = &analysis.policy;
+    let z = p.zone_id(zone).unwrap();
+    let mut out = FlowSet::new();
+    for (key, intervals) in &analysis.lowered.as_ref().unwrap().tables {
+        let (s, d) = (key.src_zone, key.dst_zone);
+        let (peer, outbound) = match (s == z, d == z) {
+            (true, false) => (d, true),
+            (false, true) => (s, false),
+            _ => continue,
+        };
+        let mut allowed: Vec<(u16, u16)> = intervals
+            .iter()
+            .filter(|i| i.verdict == wardgate_common::VERDICT_ALLOW)
+            .map(|i| (i.lo, i.hi))
+            .collect();
+        // Join adjacent intervals (the tables split at every rule boundary).
+        allowed.sort_unstable();
+        let mut joined: Vec<(u16, u16)> = Vec::new();
+        for (lo, hi) in allowed {
+            match joined.last_mut() {
+                Some(l) if u32::from(lo) == u32::from(l.1) + 1 => l.1 = hi,
+                _ => joined.push((lo, hi)),
+            }
+        }
+        if !joined.is_empty() {
+            out.insert((p.zone(peer).name.clone(), outbound, key.proto), joined);
+        }
+    }
+    out
+}
+
+fn analyze_text(text: &str) -> wardgate_compiler::Analysis {
+    let loaded = wardgate_lang::parse_str("policy.ward", text);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let a = wardgate_compiler::analyze(&loaded, &wardgate_compiler::Options::default());
+    assert!(!a.has_errors(), "{:?}\n{text}", a.diagnostics);
+    a
+}
+
+/// Export then import gives back the same flows: the pump's allowed
+/// (peer, direction, protocol, ports) with its own rules, and with the rules
+/// imported from its exported MUD file instead.
+#[test]
+fn export_then_import_gives_back_the_same_flows() {
+    let dir = fixtures().join("roundtrip");
+    let zones = std::fs::read_to_string(dir.join("zones.ward")).unwrap();
+    let device = std::fs::read_to_string(dir.join("device.ward")).unwrap();
+    let original = analyze_text(&format!("{zones}\n{device}"));
+    let today = wardgate_lang::date::Date::today_utc();
+    let exported = mud::export::export(
+        &original,
+        "pump",
+        "https://pumps.example.com/.well-known/mud/pump",
+        today,
+    )
+    .unwrap();
+    assert!(exported.problems.is_empty(), "{:?}", exported.problems);
+    let json = serde_json::to_string_pretty(&exported.document).unwrap();
+    let doc = mud::parse(&json).unwrap();
+    let bindings = Bindings::parse(&exported.bindings).unwrap();
+    let imported = mud::import(&doc, &bindings);
+    assert!(imported.problems.is_empty(), "{:?}", imported.problems);
+    let text = fragment("pump.json", "pump", &imported);
+    let again = analyze_text(&format!("{zones}\n{text}"));
+    let before = flows_of(&original, "pump");
+    assert_eq!(before, flows_of(&again, "pump"), "{text}");
+    // The flows are the ones device.ward declares (the deny holes included).
+    assert_eq!(
+        before.get(&("server".to_string(), true, 17)),
+        Some(&vec![(514, 514), (6000, 6049), (6051, 6100)])
+    );
+    assert_eq!(
+        before.get(&("biomed".to_string(), false, 6)),
+        Some(&vec![(0, 22), (24, u16::MAX)])
+    );
+    assert_eq!(before.len(), 8, "{before:?}");
+}
+
+/// What MUD cannot say is reported, not widened: an `any` narrowed by a deny.
+#[test]
+fn export_reports_what_mud_cannot_say() {
+    let a = analyze_text(
+        "zone pump { hosts 10.9.1.5 }\nzone lab { hosts 10.9.2.5 }\n\
+         allow pump -> lab : any\ndeny pump -> lab : tcp/23\n",
+    );
+    let e = mud::export::export(
+        &a,
+        "pump",
+        "https://x.example/pump",
+        wardgate_lang::date::Date::today_utc(),
+    )
+    .unwrap();
+    assert_eq!(e.problems.len(), 1, "{:?}", e.problems);
+    assert!(
+        e.problems[0].starts_with("pump -> lab: every protocol but some"),
+        "{:?}",
+        e.problems
+    );
+    // The TCP part that the deny narrows is still exported exactly.
+    let doc = mud::parse(&serde_json::to_string(&e.document).unwrap()).unwrap();
+    let i = mud::import(&doc, &Bindings::parse(&e.bindings).unwrap());
+    let rules: Vec<String> = i
+        .flows
+        .iter()
+        .map(|f| mud::import::rule_text("pump", f))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "allow pump -> lab : tcp/0-22",
+            "allow pump -> lab : tcp/24-65535"
+        ]
+    );
+}

@@ -18,6 +18,7 @@ pub mod check;
 pub mod compile;
 pub mod diff;
 pub mod explain;
+pub mod export;
 pub mod fmt;
 pub mod graph;
 pub mod import;

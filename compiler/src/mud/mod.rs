@@ -4,10 +4,12 @@
 //!
 //! [`schema`] reads the JSON (three key layouts), [`bindings`] the site's
 //! YAML saying where the MUD abstractions are, [`import`] turns ACEs into
-//! flows and a fragment.
+//! flows and a fragment, [`check`] withholds rules that would break a site
+//! requirement, [`export`] writes a zone's flows as a draft MUD file.
 
 pub mod bindings;
 pub mod check;
+pub mod export;
 pub mod import;
 pub mod schema;
 
