@@ -49,6 +49,9 @@ struct Flow {
     ranges: Option<Vec<(u16, u16)>>,
 }
 
+/// Protocol (or [`PROTO_ANY`]) to the allowed port or ICMP type ranges.
+type ByProto = BTreeMap<u32, Vec<(u16, u16)>>;
+
 /// Exports the flows of `zone` as a MUD file for `url`.
 ///
 /// # Errors
@@ -65,8 +68,7 @@ pub fn export(analysis: &Analysis, zone: &str, url: &str, today: Date) -> Result
         .ok_or_else(|| "the policy does not fit the datapath".to_string())?;
     let mut problems = Vec::new();
     let mut flows = Vec::new();
-    // (peer, outbound) -> proto -> allowed ranges
-    let mut tables: BTreeMap<(ZoneId, bool), BTreeMap<u32, Vec<(u16, u16)>>> = BTreeMap::new();
+    let mut tables: BTreeMap<(ZoneId, bool), ByProto> = BTreeMap::new();
     for (key, intervals) in &lowered.tables {
         let (s, d) = (key.src_zone, key.dst_zone);
         let (peer, outbound) = if s == z && d != z {
@@ -99,21 +101,21 @@ pub fn export(analysis: &Analysis, zone: &str, url: &str, today: Date) -> Result
             format!("{} -> {zone}", name(peer))
         };
         let whole = |r: &Vec<(u16, u16)>| r.as_slice() == [(0, u16::MAX)];
-        if let Some(any) = by_proto.get(&PROTO_ANY) {
-            if !any.is_empty() {
-                if whole(any) && by_proto.values().all(whole) {
-                    flows.push(Flow {
-                        peer,
-                        outbound,
-                        proto: None,
-                        ranges: None,
-                    });
-                    continue;
-                }
-                problems.push(format!(
-                    "{arrow}: every protocol but some (an `any` narrowed by a deny) cannot be said in MUD: left out, write the protocols in the file by hand"
-                ));
+        if let Some(any) = by_proto.get(&PROTO_ANY)
+            && !any.is_empty()
+        {
+            if whole(any) && by_proto.values().all(whole) {
+                flows.push(Flow {
+                    peer,
+                    outbound,
+                    proto: None,
+                    ranges: None,
+                });
+                continue;
             }
+            problems.push(format!(
+                "{arrow}: every protocol but some (an `any` narrowed by a deny) cannot be said in MUD: left out, write the protocols in the file by hand"
+            ));
         }
         for (&proto, ranges) in &by_proto {
             if proto == PROTO_ANY || ranges.is_empty() {
