@@ -368,7 +368,13 @@ fn rules_that_break_a_requirement_are_withheld() {
         .iter()
         .map(|f| mud::import::rule_text("dev", f))
         .collect();
-    let verdicts = mud::check::withhold(&fixtures().join("site.ward"), &rules, None).unwrap();
+    let verdicts = mud::check::withhold(
+        &fixtures().join("site.ward"),
+        &mut |p: &Path| std::fs::read_to_string(p),
+        &rules,
+        None,
+    )
+    .unwrap();
     let withheld: Vec<(&str, &str)> = rules
         .iter()
         .zip(&verdicts)
@@ -390,6 +396,7 @@ fn rules_that_break_a_requirement_are_withheld() {
 fn a_binding_to_an_undeclared_zone_is_an_error() {
     let e = mud::check::withhold(
         &fixtures().join("site.ward"),
+        &mut |p: &Path| std::fs::read_to_string(p),
         &["allow dev -> nowhere : tcp/80".to_string()],
         None,
     )
@@ -515,4 +522,55 @@ fn export_reports_what_mud_cannot_say() {
             "allow pump -> lab : tcp/24-65535"
         ]
     );
+}
+
+/// Bad input changes nothing: an existing output file keeps its content and
+/// the exit code is 2.
+#[test]
+fn bad_input_writes_nothing() {
+    let dir = std::env::temp_dir().join(format!("wardgate-mud-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.ward");
+    std::fs::write(&out, "# before\n").unwrap();
+    let good = fixtures().join("osmud/lightbulb2000.json");
+    for (files, bindings) in [
+        (
+            vec![good.clone(), fixtures().join("bad/wrong-type.json")],
+            None,
+        ),
+        (
+            vec![good.clone()],
+            Some(fixtures().join("bad/not-mud.json")),
+        ),
+        (vec![good.clone(), dir.join("missing.json")], None),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wardgate"));
+        cmd.args(["import", "mud"])
+            .args(&files)
+            .args(["--zone", "bulb", "-o"])
+            .arg(&out);
+        if let Some(b) = &bindings {
+            cmd.arg("--bindings").arg(b);
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{files:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "# before\n");
+    }
+    // Good input writes the fragment (exit 1: its ACEs have no binding).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wardgate"))
+        .args(["import", "mud"])
+        .arg(&good)
+        .args(["--zone", "bulb", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("# not imported: ACE cl0-frdev")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

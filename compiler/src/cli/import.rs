@@ -89,8 +89,13 @@ fn mud_import(args: &Args) -> Result<u8, String> {
             }
         }
         let today = Some(args.today.unwrap_or_else(Date::today_utc));
-        let verdicts = check::withhold(site, &candidates, today)
-            .map_err(|e| format!("{}: {e}", site.display()))?;
+        let verdicts = check::withhold(
+            site,
+            &mut |p: &std::path::Path| std::fs::read_to_string(p),
+            &candidates,
+            today,
+        )
+        .map_err(|e| format!("{}: {e}", site.display()))?;
         for ((s, f), v) in index.into_iter().zip(verdicts) {
             if let Some(why) = v {
                 withheld[s].insert(f, why);

@@ -26,21 +26,24 @@ pub enum CheckError {
 }
 
 /// Per candidate rule (full `allow` statement): `None` if it can be added,
-/// else the requirement it would break and the chain, in words.
+/// else the requirement it would break and the chain, in words. Files are
+/// read through `read` (the crate makes no syscalls; the CLI passes
+/// `std::fs::read_to_string`).
 ///
 /// # Errors
 /// The site cannot be read, or site and rules do not check (an undefined
 /// zone in the bindings, for example).
 pub fn withhold(
     site: &Path,
+    read: &mut dyn FnMut(&Path) -> io::Result<String>,
     candidates: &[String],
     today: Option<Date>,
 ) -> Result<Vec<Option<String>>, CheckError> {
     let opts = Options { today };
-    let site_text = std::fs::read_to_string(site)?;
+    let site_text = read(site)?;
     let site_lines = u32::try_from(site_text.lines().count()).unwrap_or(u32::MAX);
-    let violated = |extra: &str| -> Result<Vec<(String, String)>, CheckError> {
-        let loaded = load_with_extra(site, &site_text, extra)?;
+    let mut violated = |extra: &str| -> Result<Vec<(String, String)>, CheckError> {
+        let loaded = load_with_extra(site, &site_text, extra, read)?;
         if let Some(d) = loaded.diagnostics.iter().find(|d| d.is_error()) {
             return Err(CheckError::Invalid(d.message.clone()));
         }
@@ -92,7 +95,12 @@ pub fn withhold(
 }
 
 /// Loads the site with `extra` appended to its root file.
-fn load_with_extra(site: &Path, site_text: &str, extra: &str) -> Result<Loaded, CheckError> {
+fn load_with_extra(
+    site: &Path,
+    site_text: &str,
+    extra: &str,
+    read: &mut dyn FnMut(&Path) -> io::Result<String>,
+) -> Result<Loaded, CheckError> {
     let mut first = true;
     let combined = format!("{site_text}\n{extra}");
     let loaded = wardgate_lang::load_with(site, &mut |p: &Path| {
@@ -100,7 +108,7 @@ fn load_with_extra(site: &Path, site_text: &str, extra: &str) -> Result<Loaded, 
             first = false;
             Ok(combined.clone())
         } else {
-            std::fs::read_to_string(p)
+            read(p)
         }
     })?;
     Ok(loaded)

@@ -679,3 +679,17 @@ pub fn quarantine_text(zone: &str, i: &Imported) -> Option<String> {
     );
     Some(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::authority;
+
+    #[test]
+    fn authority_is_the_host() {
+        assert_eq!(authority("https://a.example/x/y"), "a.example");
+        assert_eq!(authority("https://u@a.example:8443/x"), "a.example");
+        assert_eq!(authority("https://a.example"), "a.example");
+        assert_eq!(authority("https://[2001:db8::1]:443/m"), "[2001:db8::1]");
+        assert_eq!(authority("https://[2001:db8::1]/m"), "[2001:db8::1]");
+    }
+}

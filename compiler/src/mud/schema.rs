@@ -482,3 +482,45 @@ pub struct Actions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logging: Option<Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(operator: Operator, port: u16) -> PortMatch {
+        PortMatch {
+            operator: Some(operator),
+            port: Some(port),
+            ..PortMatch::default()
+        }
+    }
+
+    #[test]
+    fn port_operators_become_ranges() {
+        assert_eq!(op(Operator::Eq, 80).ranges(), Ok(vec![(80, 80)]));
+        assert_eq!(op(Operator::Lt, 1024).ranges(), Ok(vec![(0, 1023)]));
+        assert_eq!(op(Operator::Lte, 1024).ranges(), Ok(vec![(0, 1024)]));
+        assert_eq!(op(Operator::Gt, 1023).ranges(), Ok(vec![(1024, u16::MAX)]));
+        assert_eq!(op(Operator::Gte, 1024).ranges(), Ok(vec![(1024, u16::MAX)]));
+        assert_eq!(
+            op(Operator::Neq, 23).ranges(),
+            Ok(vec![(0, 22), (24, u16::MAX)])
+        );
+        assert_eq!(op(Operator::Neq, 0).ranges(), Ok(vec![(1, u16::MAX)]));
+        assert!(op(Operator::Lt, 0).ranges().is_err());
+        assert!(op(Operator::Gt, u16::MAX).ranges().is_err());
+        let range = |lo, hi| PortMatch {
+            lower_port: Some(lo),
+            upper_port: Some(hi),
+            ..PortMatch::default()
+        };
+        assert_eq!(range(8000, 8010).ranges(), Ok(vec![(8000, 8010)]));
+        assert!(range(9, 8).ranges().unwrap_err().contains("reversed"));
+        assert!(PortMatch::default().ranges().is_err());
+        let both = PortMatch {
+            lower_port: Some(1),
+            ..op(Operator::Eq, 80)
+        };
+        assert!(both.ranges().is_err());
+    }
+}
