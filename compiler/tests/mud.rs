@@ -574,3 +574,81 @@ fn bad_input_writes_nothing() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The worked example of `docs/mud.md` runs as shown: its `site.ward` and
+/// `bindings.yaml` blocks are written to a scratch directory with osMUD's
+/// lightbulb file, and every command of its `console` blocks must print
+/// what the page shows.
+#[test]
+fn docs_worked_example_runs_as_shown() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/mud.md"))
+            .unwrap();
+    let section = page
+        .split("## Worked example")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("wardgate-mud-docs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        fixtures().join("osmud/lightbulb2000.json"),
+        dir.join("lightbulb2000.json"),
+    )
+    .unwrap();
+    // The site includes the fragment, which the import writes.
+    std::fs::write(dir.join("lightbulb.ward"), "").unwrap();
+    let mut commands = 0;
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        let Some(kind) = line.strip_prefix("```") else {
+            continue;
+        };
+        let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+        match kind {
+            "ward" | "yaml" => {
+                let name = block[0].trim_start_matches("# ");
+                std::fs::write(dir.join(name), block.join("\n") + "\n").unwrap();
+            }
+            "console" => {
+                let mut i = 0;
+                while i < block.len() {
+                    let cmd = block[i].strip_prefix("$ ").expect("a command line");
+                    let expected: Vec<&str> = block[i + 1..]
+                        .iter()
+                        .take_while(|l| !l.starts_with("$ "))
+                        .copied()
+                        .collect();
+                    i += 1 + expected.len();
+                    let args: Vec<&str> = cmd.split_whitespace().collect();
+                    let got = if args[0] == "cat" {
+                        std::fs::read_to_string(dir.join(args[1])).unwrap()
+                    } else {
+                        assert_eq!(args[0], "wardgate");
+                        let o = std::process::Command::new(env!("CARGO_BIN_EXE_wardgate"))
+                            .args(&args[1..])
+                            .current_dir(&dir)
+                            .env("NO_COLOR", "1")
+                            .output()
+                            .unwrap();
+                        assert!(
+                            o.status.success(),
+                            "{cmd}: {}",
+                            String::from_utf8_lossy(&o.stderr)
+                        );
+                        String::from_utf8(o.stdout).unwrap()
+                    };
+                    commands += 1;
+                    let want = expected.join("\n");
+                    assert_eq!(got.trim_end(), want.trim_end(), "{cmd}");
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(commands, 6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
