@@ -599,8 +599,8 @@ fn docs_worked_example_runs_as_shown() {
         dir.join("lightbulb2000.json"),
     )
     .unwrap();
-    // The site includes the fragment, which the import writes.
-    std::fs::write(dir.join("lightbulb.ward"), "").unwrap();
+    // The site includes the fragment before it exists: `--policy` reads the
+    // file `-o` replaces as empty.
     let mut commands = 0;
     let mut lines = section.lines();
     while let Some(line) = lines.next() {
@@ -650,5 +650,29 @@ fn docs_worked_example_runs_as_shown() {
         }
     }
     assert_eq!(commands, 6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `-o` naming the site policy itself is refused before anything is written.
+#[test]
+fn output_over_the_site_policy_is_refused() {
+    let dir = std::env::temp_dir().join(format!("wardgate-mud-site-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let site = dir.join("site.ward");
+    std::fs::write(&site, read("site.ward")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wardgate"))
+        .args(["import", "mud"])
+        .arg(fixtures().join("osmud/lightbulb2000.json"))
+        .args(["--zone", "dev", "--bindings"])
+        .arg(fixtures().join("site-bindings.yaml"))
+        .arg("--policy")
+        .arg(&site)
+        .arg("-o")
+        .arg(dir.join(".").join("site.ward"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("would overwrite the site policy"));
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), read("site.ward"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

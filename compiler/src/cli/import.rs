@@ -7,7 +7,7 @@
 //! reported (the fragment is still written), 2 bad input (nothing written).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use wardgate_compiler::mud::{self, Bindings, Imported, Section, check};
@@ -56,7 +56,24 @@ pub fn run(command: &Command) -> ExitCode {
     }
 }
 
-fn read(path: &std::path::Path) -> Result<String, String> {
+/// A path made absolute and free of `.` and `..`, to recognise one file
+/// named two ways.
+fn same_file(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {}", path.display(), io_reason(&e)))
 }
@@ -89,9 +106,23 @@ fn mud_import(args: &Args) -> Result<u8, String> {
             }
         }
         let today = Some(args.today.unwrap_or_else(Date::today_utc));
+        // The fragment being written replaces the one the site may include.
+        let replaced = args.output.as_deref().map(same_file);
+        if replaced.is_some() && replaced == Some(same_file(site)) {
+            return Err(format!(
+                "`-o {}` would overwrite the site policy",
+                site.display()
+            ));
+        }
         let verdicts = check::withhold(
             site,
-            &mut |p: &std::path::Path| std::fs::read_to_string(p),
+            &mut |p: &Path| {
+                if replaced.is_some() && replaced == Some(same_file(p)) {
+                    Ok(String::new())
+                } else {
+                    std::fs::read_to_string(p)
+                }
+            },
             &candidates,
             today,
         )
