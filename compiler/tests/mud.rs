@@ -339,6 +339,7 @@ fn bad_input_is_a_clear_error_with_the_json_path() {
 
 #[test]
 fn bad_bindings_are_clear_errors() {
+    assert!(Bindings::parse("local-networks: [world, lan, tag:x]\n").is_ok());
     let cases = [
         ("local-networks: any\n", "`any` is not a binding"),
         (
@@ -348,6 +349,11 @@ fn bad_bindings_are_clear_errors() {
         ("controlers: {}\n", "unknown field `controlers`"),
         ("local-networks: []\n", "an empty list binds nothing"),
         ("dnsname: [a, b]\n", "at `dnsname`"),
+        (
+            "local-networks: [lan, tag:zone]\n",
+            "`tag:zone` is not a zone name",
+        ),
+        ("local-networks: [lan, tcp]\n", "`tcp` is not a zone name"),
     ];
     for (text, words) in cases {
         let e = Bindings::parse(text).expect_err(text);

@@ -79,7 +79,7 @@ fn read(path: &Path) -> Result<String, String> {
 }
 
 fn mud_import(args: &Args) -> Result<u8, String> {
-    if !mud::bindings::is_name(&args.zone) || args.zone == "world" || args.zone == "any" {
+    if !mud::bindings::is_name(&args.zone) {
         return Err(format!("`{}` is not a zone name", args.zone));
     }
     let bindings = match &args.bindings {

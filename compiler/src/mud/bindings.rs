@@ -130,7 +130,7 @@ fn check_selectors(path: &str, sel: &Selectors) -> Result<(), BindingsError> {
                 "at `{path}`: `any` is not a binding (name the zones, a `tag:` or `world`)"
             )));
         }
-        if !is_name(name) {
+        if s != "world" && !is_name(name) {
             return Err(BindingsError(format!(
                 "at `{path}`: `{s}` is not a zone name, `tag:NAME` or `world`"
             )));
@@ -139,10 +139,12 @@ fn check_selectors(path: &str, sel: &Selectors) -> Result<(), BindingsError> {
     Ok(())
 }
 
-/// A name of the language: a letter, then letters, digits, `-` and `_`.
+/// A name of the language: a letter, then letters, digits, `-` and `_`,
+/// and not a keyword.
 #[must_use]
 pub fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !wardgate_lang::ast::is_keyword(s)
 }
