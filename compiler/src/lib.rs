@@ -19,6 +19,7 @@ pub mod image;
 pub mod lints;
 pub mod lower;
 pub mod model;
+pub mod mud;
 pub mod nft;
 pub mod prefix;
 pub mod resolve;

@@ -37,6 +37,12 @@ enum Command {
     Report(cli::report::Args),
     /// What a diagnostic code means: what it reports, why, an example, the fix.
     Explain(cli::explain::Args),
+    /// Rules from another format: `mud` (Manufacturer Usage Description files, RFC 8520).
+    #[command(subcommand)]
+    Import(cli::import::Command),
+    /// A policy in another format: `mud` (a draft MUD file of what a zone needs).
+    #[command(subcommand)]
+    Export(cli::export::Command),
 }
 
 fn main() -> ExitCode {
@@ -49,5 +55,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => cli::diff::run(&args),
         Command::Report(args) => cli::report::run(&args),
         Command::Explain(args) => cli::explain::run(&args),
+        Command::Import(command) => cli::import::run(&command),
+        Command::Export(command) => cli::export::run(&command),
     }
 }
