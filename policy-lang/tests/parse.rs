@@ -1,4 +1,4 @@
-//! Parser, loader and checks: the cases of LANGUAGE.md one by one.
+//! Parser, loader and checks: the cases of docs/language.md one by one.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
