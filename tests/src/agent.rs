@@ -481,6 +481,28 @@ impl Agent {
         self.ok(&Request::Status {})
     }
 
+    /// Polls `status` until `done` holds; panics with the last status and the
+    /// agent's log after 20 s.
+    pub fn wait_for_status(
+        &self,
+        what: &str,
+        mut done: impl FnMut(&wardgate_agent::control::Value) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = self.status();
+            if done(&status) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {status}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends raw lines on one connection; returns one response line per request line.
     pub fn raw(&self, lines: &[&str]) -> Vec<String> {
         let mut stream = std::os::unix::net::UnixStream::connect(&self.socket).expect("connecting");

@@ -3,10 +3,10 @@
 //! policy changes nothing (reported by `reload`'s exit status, the status and
 //! the metrics), whether asked for or noticed by the file watcher.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wardgate_agent::control::Request;
-use wardgate_tests::{agent::Agent, flows::UdpStream, privilege, traffic};
+use wardgate_tests::{flows::UdpStream, privilege, traffic};
 
 use crate::{Started, TWO_ZONES, metric, start_on_two_hosts};
 
@@ -124,26 +124,6 @@ fn reload_under_load_is_hitless_and_immediate() {
     assert!(traffic::udp(&client.ns, &server.ns, server.v4(), 6001, traffic::BLOCKED).is_err());
 }
 
-fn wait_for(
-    what: &str,
-    agent: &Agent,
-    mut done: impl FnMut(&wardgate_agent::control::Value) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = agent.status();
-        if done(&status) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {status}\n{}",
-            agent.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn watched_file_reloads_and_a_broken_edit_changes_nothing() {
     if !privilege::kernel_tests_can_run("watched_file_reloads_and_a_broken_edit_changes_nothing") {
@@ -164,7 +144,7 @@ fn watched_file_reloads_and_a_broken_edit_changes_nothing() {
     );
 
     dir.write("policy.ward", BROKEN);
-    wait_for("the failed reload", &agent, |s| {
+    agent.wait_for_status("the failed reload", |s| {
         s["reloads"]["failure"].as_u64() == Some(1)
     });
     let status = agent.status();
@@ -188,7 +168,7 @@ fn watched_file_reloads_and_a_broken_edit_changes_nothing() {
 
     // A good edit is picked up without asking.
     dir.write("policy.ward", POLICY_B);
-    wait_for("the watched reload", &agent, |s| {
+    agent.wait_for_status("the watched reload", |s| {
         s["policy"]["generation"].as_u64() == Some(generation + 1)
     });
     assert!(traffic::udp(&client.ns, &server.ns, server.v4(), 6000, traffic::BLOCKED).is_err());

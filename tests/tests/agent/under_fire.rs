@@ -23,22 +23,6 @@ zone servers { networks 10.2.0.0/24, 2001:db8:2::/64 }
 allow clients -> servers : udp/5000
 "#;
 
-fn wait_until(what: &str, agent: &Agent, mut done: impl FnMut(&control::Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = agent.status();
-        if done(&status) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {status}\n{}",
-            agent.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_policy_rewritten_in_place_by_a_slow_writer_never_opens_a_denied_flow() {
     if !privilege::kernel_tests_can_run("slow_in_place_writer") {
@@ -230,7 +214,7 @@ fn a_reload_failing_on_too_many_open_files_is_retried() {
     assert!(traffic::udp(&client.ns, &server.ns, server.v4(), 6000, traffic::BLOCKED).is_err());
     // The file does not change again; the agent retries by itself.
     agent.set_nofile_limit(1024, None);
-    wait_until("the retried reload", &agent, |s| {
+    agent.wait_for_status("the retried reload", |s| {
         s["reloads"]["last_error"].is_null() && s["reloads"]["success"].as_u64() >= Some(1)
     });
     assert!(
@@ -521,7 +505,7 @@ fn sigusr1_reopens_the_log_without_reloading_and_sighup_reloads() {
     );
     assert!(traffic::udp(&client.ns, &server.ns, server.v4(), 6000, traffic::BLOCKED).is_err());
     agent.signal(libc::SIGHUP);
-    wait_until("the SIGHUP reload", &agent, |s| {
+    agent.wait_for_status("the SIGHUP reload", |s| {
         s["policy"]["generation"].as_u64() == Some(generation + 1)
     });
 }
@@ -557,7 +541,7 @@ fn an_until_rule_expires_at_utc_midnight() {
     let (client, server) = (topo.host("client"), topo.host("server"));
     let generation = agent.status()["policy"]["generation"].as_u64().unwrap();
     assert!(traffic::udp(&client.ns, &server.ns, server.v4(), 6000, traffic::ALLOWED).is_ok());
-    wait_until("the midnight reload", &agent, |s| {
+    agent.wait_for_status("the midnight reload", |s| {
         s["policy"]["generation"].as_u64() == Some(generation + 1)
     });
     assert!(traffic::udp(&client.ns, &server.ns, server.v4(), 6000, traffic::BLOCKED).is_err());
