@@ -17,8 +17,11 @@
 //! ```
 //!
 //! ## Fix
-//! Use the encrypted equivalent (ssh, sftp, https, snmp v3 over a jump
-//! host), or limit the rule to a maintenance window with `until`.
+//! Use the encrypted equivalent (ssh, sftp, https), or limit the rule to a
+//! maintenance window with `until`. SNMPv3 with privacy is encrypted but uses
+//! the ports of v1/v2c, so a port-based check cannot tell them apart: where
+//! the devices run v3, acknowledge the finding with a suppression comment
+//! that says so.
 
 use wardgate_lang::{CodeInfo, Diagnostic, Severity};
 
@@ -39,7 +42,7 @@ pub const CODE: CodeInfo = CodeInfo {
     name: "cleartext-management",
     severity: Severity::Warning,
     summary: "cleartext management protocols (telnet, ftp, http, vnc, snmp v1/v2c) are allowed into a `medical` zone",
-    explanation: "Medical devices often keep default or weak passwords; these protocols carry them in the clear, so anyone on the path can take over the device. Use the encrypted equivalent (ssh, sftp, https, snmp v3), or limit the rule to a maintenance window with `until`.",
+    explanation: "Medical devices often keep default or weak passwords; these protocols carry them in the clear, so anyone on the path can take over the device. Use the encrypted equivalent (ssh, sftp, https), or limit the rule to a maintenance window with `until`. SNMPv3 with privacy is encrypted but uses the ports of v1/v2c, which this check cannot tell apart: where the devices run v3, acknowledge the finding with `# wardgate: allow(WG508) \"snmp v3 with privacy\"`.",
     example: "zone imaging { networks 10.20.0.0/23 tags medical }\nzone biomed { networks 10.60.0.0/26 }\nallow biomed -> imaging : tcp/23\n",
 };
 
