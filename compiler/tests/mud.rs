@@ -25,6 +25,15 @@ fn import(rel: &str, bindings: &Bindings) -> Imported {
     mud::import(&doc, bindings)
 }
 
+/// The rules a file imports to, with the site bindings, for a zone `dev`.
+fn rules_of(rel: &str) -> Vec<String> {
+    import(rel, &site_bindings())
+        .flows
+        .iter()
+        .map(|f| mud::import::rule_text("dev", f))
+        .collect()
+}
+
 fn fragment(rel: &str, zone: &str, imported: &Imported) -> String {
     let none = BTreeMap::new();
     mud::render(
@@ -171,15 +180,7 @@ fn hand_checked_dns_test() {
 /// device.
 #[test]
 fn hand_checked_tcp_direction() {
-    let i = import(
-        "nist-mud/mud-tcp-direction-test/mudfile-tcp-direction-test.json",
-        &site_bindings(),
-    );
-    let rules: Vec<String> = i
-        .flows
-        .iter()
-        .map(|f| mud::import::rule_text("dev", f))
-        .collect();
+    let rules = rules_of("nist-mud/mud-tcp-direction-test/mudfile-tcp-direction-test.json");
     assert_eq!(
         rules,
         [
@@ -194,15 +195,7 @@ fn hand_checked_tcp_direction() {
 /// port of the replies), TCP 8010 to the hairbrush maker.
 #[test]
 fn hand_checked_manufacturer() {
-    let i = import(
-        "nist-mud/mud-mfg-test/mudfile-mfg-test.json",
-        &site_bindings(),
-    );
-    let rules: Vec<String> = i
-        .flows
-        .iter()
-        .map(|f| mud::import::rule_text("dev", f))
-        .collect();
+    let rules = rules_of("nist-mud/mud-mfg-test/mudfile-mfg-test.json");
     assert_eq!(
         rules,
         [
@@ -365,15 +358,7 @@ fn bad_bindings_are_clear_errors() {
 /// with the chain; the others are added.
 #[test]
 fn rules_that_break_a_requirement_are_withheld() {
-    let i = import(
-        "nist-mud/mud-mycontrollerclass-test/mudfile-mycontrollerclass-test.json",
-        &site_bindings(),
-    );
-    let rules: Vec<String> = i
-        .flows
-        .iter()
-        .map(|f| mud::import::rule_text("dev", f))
-        .collect();
+    let rules = rules_of("nist-mud/mud-mycontrollerclass-test/mudfile-mycontrollerclass-test.json");
     let verdicts = mud::check::withhold(
         &fixtures().join("site.ward"),
         &mut |p: &Path| std::fs::read_to_string(p),
