@@ -29,6 +29,16 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "ethtool",
     // `cargo xtask bench nft` installs Aerleon from PyPI into a virtual environment.
     "python3-venv",
+    // Real peers for the end-to-end tests: a DICOM client and server
+    // (storescu, storescp), a web server serving policy bundles, Prometheus
+    // and promtool for the fleet metrics, headless Chromium for the HTML
+    // report, tcpdump for captures, capsh to run the agent with fewer capabilities.
+    "dcmtk",
+    "nginx",
+    "prometheus",
+    "chromium",
+    "tcpdump",
+    "libcap2-bin",
 ];
 
 /// The bpf-linker release line known to build against nightly's LLVM here.
