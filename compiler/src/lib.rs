@@ -18,6 +18,7 @@ pub mod graph;
 pub mod image;
 pub mod lints;
 pub mod lower;
+pub mod lsp;
 pub mod model;
 pub mod mud;
 pub mod nft;

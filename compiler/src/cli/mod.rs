@@ -22,6 +22,7 @@ pub mod export;
 pub mod fmt;
 pub mod graph;
 pub mod import;
+pub mod lsp;
 pub mod out;
 pub mod query;
 pub mod report;
