@@ -251,8 +251,9 @@ fn find<'a>(diags: &'a Value, code: &str) -> &'a Value {
 const SERVICES: &str = "service dicom = tcp/104\nservice https = tcp/443\n";
 
 // `pacz` is misspelt; the chain guest -> imaging -> pacs breaks the
-// requirement; the last rule has expired. `é` in a comment moves UTF-16
-// columns away from byte columns on its line.
+// requirement; the last rule has expired; `lab`'s prefix has host bits
+// set, after characters that make UTF-16 columns differ from byte and
+// character columns.
 const POLICY: &str = r#"include "services.ward"
 
 zone imaging {
@@ -269,6 +270,7 @@ allow guest -> imaging : https
 allow imaging -> pacs : dicom
 require no-path guest -> pacs
 allow guest -> pacs : https until 2020-01-01
+zone lab { description "Labor für Bildgebung 𝄞" networks 10.40.0.1/24 }
 "#;
 
 #[test]
@@ -323,12 +325,28 @@ fn a_session_diagnostics_edits_and_every_request() {
         hops[1]["location"]["range"]["start"],
         pos(POLICY, "allow imaging -> pacs", 0)
     );
+    let host_bits = find(&d, "WG206");
+    assert_eq!(host_bits["range"], range(POLICY, "10.40.0.1/24", 0));
+    // 58 UTF-16 units: 57 characters, 61 bytes.
+    assert_eq!(host_bits["range"]["start"]["character"], 58);
     let expired = find(&d, "WG506");
     assert_eq!(
         expired["range"]["start"],
         pos(POLICY, "allow guest -> pacs", 0)
     );
     assert_eq!(expired["tags"], json!([1]));
+
+    // The quick fix for the misspelt name.
+    let fix = c.result(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": main}, "range": range(POLICY, "pacz", 0),
+            "context": {"diagnostics": []}}),
+    );
+    assert_eq!(fix[0]["title"], "replace with `pacs`", "{fix}");
+    assert_eq!(
+        fix[0]["edit"]["changes"][&main][0],
+        json!({"range": range(POLICY, "pacz", 0), "newText": "pacs"})
+    );
 
     // An edit (incremental): fix the name; the error goes, the rule is now
     // the same as the next one, which is redundant.
@@ -495,7 +513,7 @@ fn a_session_diagnostics_edits_and_every_request() {
         &names[..4],
         ["include services.ward", "imaging", "pacs", "guest"]
     );
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), 10, "{names:?}");
 
     // Formatting: `wardgate fmt`'s text.
     let messy =
@@ -511,6 +529,21 @@ fn a_session_diagnostics_edits_and_every_request() {
         wardgate_lang::fmt::format_source(messy).unwrap()
     );
     assert_eq!(edits[0]["range"]["end"], json!({"line": 3, "character": 0}));
+
+    // Closing a document clears its diagnostics.
+    c.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": main}}),
+    );
+    // (Earlier publications may still be queued: the clearing one has no
+    // version.)
+    let d = loop {
+        let d = c.diagnostics(&main);
+        if d["version"].is_null() {
+            break d;
+        }
+    };
+    assert_eq!(d["diagnostics"], json!([]));
 
     assert_eq!(c.shutdown(), 0);
 }
