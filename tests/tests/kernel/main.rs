@@ -6,6 +6,7 @@
 mod conntrack;
 mod differential;
 mod fastpath;
+mod flood;
 mod fuzz;
 mod harness;
 mod maps;
