@@ -143,24 +143,23 @@ pub fn timeout(entry: &CtEntry, proto: u8) -> u64 {
     }
 }
 
-/// Established entries per charge slot (live, per the counters): `(slot, count)`
-/// for every slot with entries.
-pub fn charged(charged: &Array<MapData, u64>, released: &Array<MapData, u64>) -> Vec<(u32, u64)> {
-    let (Ok(c), Ok(r)) = (charged_values(charged), charged_values(released)) else {
-        return Vec::new();
-    };
-    c.iter()
-        .zip(&r)
-        .enumerate()
-        .filter_map(|(slot, (c, r))| {
-            let n = c.wrapping_sub(*r);
-            (n != 0).then(|| (u32::try_from(slot).unwrap_or(u32::MAX), n))
+/// Established entries charged to each of `slots` (live, per the
+/// program's and the agent's counters): `(slot, count)` for every slot with
+/// entries.
+pub fn charged(
+    charged: &Array<MapData, u64>,
+    released: &Array<MapData, u64>,
+    slots: &std::collections::BTreeSet<u32>,
+) -> Vec<(u32, u64)> {
+    slots
+        .iter()
+        .filter_map(|&slot| {
+            let c = charged.get(&slot, 0).ok()?;
+            let r = released.get(&slot, 0).ok()?;
+            let n = c.wrapping_sub(r);
+            (n != 0).then_some((slot, n))
         })
         .collect()
-}
-
-fn charged_values(array: &Array<MapData, u64>) -> anyhow::Result<Vec<u64>> {
-    Ok(array.iter().collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use aya::maps::{Array, HashMap, Map, MapData};
 use wardgate_common::{
-    CT_ESTABLISHED, CT_NEW, CtEntry, CtKey,
+    CT_ESTABLISHED, CT_NEW, CT_SLOT_POOL, CT_SLOT_RESERVED, CtEntry, CtKey,
     maps::{self, CT_SLOTS},
 };
 
@@ -100,8 +100,13 @@ impl Tables {
         let mut t = Tracked::default();
         let mut zones: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
         let mut expired = Vec::new();
+        // The charge slots in use: reading all 65,538 of each array would cost a syscall each.
+        let mut slots = std::collections::BTreeSet::from([CT_SLOT_POOL, CT_SLOT_RESERVED]);
         for (key, entry) in self.established.iter().filter_map(Result::ok) {
             t.established_entries += 1;
+            if entry.charge != 0 {
+                slots.insert(entry.charge - 1);
+            }
             if now.saturating_sub(entry.last_seen_ns) > timeout(&entry, key.proto) {
                 expired.push((key, entry));
                 continue;
@@ -130,7 +135,7 @@ impl Tables {
             let _ = self.unconfirmed.remove(key);
         }
         t.per_zone = zones.into_iter().collect();
-        t.charged = crate::conntrack::charged(&self.charged, &self.released);
+        t.charged = crate::conntrack::charged(&self.charged, &self.released, &slots);
         t
     }
 
