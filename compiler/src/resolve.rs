@@ -62,6 +62,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
         zone.isolated = z.is_isolated();
         zone.criticality = z.criticality();
         zone.description = z.description().map(str::to_owned);
+        zone.conntrack_limit = z.conntrack_limit();
         zone.has_inventory = z.hosts().any(|h| h.device.is_some());
         zone.declared_addresses = z.prefixes().count();
         let id = u32::try_from(out.zones.len()).expect("zone count fits u32");
@@ -309,6 +310,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             origin: origin(sources, q.span),
         });
     }
+    diags.extend(crate::ctlimits::check(policy));
     out.canonicalize();
     (out, diags)
 }
