@@ -30,6 +30,7 @@ const ZONE_ITEMS: &[&str] = &[
     "isolated",
     "criticality",
     "description",
+    "conntrack-limit",
 ];
 const PROTOCOLS: &[&str] = &["tcp", "udp", "sctp", "icmp", "icmpv6", "proto", "any"];
 
@@ -238,6 +239,24 @@ mod tests {
 
     fn ctx(text: &str) -> Context {
         context(text, text.len())
+    }
+
+    /// Every zone item the grammar accepts is offered inside a zone.
+    #[test]
+    fn zone_items_follow_the_grammar() {
+        let grammar = include_str!("../../../policy-lang/src/ward.pest");
+        let line = grammar
+            .lines()
+            .find(|l| l.starts_with("zone_item"))
+            .expect("zone_item rule");
+        let body = line.split_once('{').expect("rule body").1;
+        for rule in body.trim_end_matches('}').split('|') {
+            let keyword = rule.trim().replace('_', "-");
+            assert!(
+                ZONE_ITEMS.contains(&keyword.as_str()),
+                "`{keyword}` is not offered"
+            );
+        }
     }
 
     #[test]
