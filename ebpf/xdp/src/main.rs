@@ -51,7 +51,7 @@ use wardgate_common::{
 
 use crate::{
     decide::Decision,
-    maps::{CONFIG, FAILSAFE, FRAGMENTS, QUARANTINE, Scratch, count, count_rule},
+    maps::{CONFIG, FAILSAFE, FRAGMENTS, QUARANTINE, Scratch, Tally, count_rule},
     parse::{Packet, ParseError, Parsed},
 };
 
@@ -66,39 +66,41 @@ pub fn wardgate(ctx: XdpContext) -> u32 {
 }
 
 fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
-    count(counter::PACKETS);
+    let tally = maps::tally().ok_or(())?;
+    let tally = &tally;
+    tally.add(counter::PACKETS);
     let s = maps::scratch().ok_or(())?;
     match parse::parse(ctx, &mut s.packet) {
         Ok(Parsed::NonIp) => {
-            count(counter::NON_IP);
+            tally.add(counter::NON_IP);
             return Ok(xdp_action::XDP_PASS);
         }
         Ok(Parsed::Ip) => {}
         Err(ParseError::Truncated) => {
-            count(counter::DROP_TRUNCATED);
+            tally.add(counter::DROP_TRUNCATED);
             return Ok(xdp_action::XDP_DROP);
         }
         Err(ParseError::Malformed) => {
-            count(counter::DROP_MALFORMED);
+            tally.add(counter::DROP_MALFORMED);
             return Ok(xdp_action::XDP_DROP);
         }
         Err(ParseError::Mapped) => {
-            count(counter::DROP_MAPPED);
+            tally.add(counter::DROP_MAPPED);
             return Ok(xdp_action::XDP_DROP);
         }
     }
     let p = &s.packet;
-    count_protocol(p);
+    count_protocol(tally, p);
     let config = *CONFIG.get(0).ok_or(())?;
     if config.flags & CONFIG_LOADED == 0 {
         return Ok(xdp_action::XDP_PASS);
     }
     if p.proto == IPPROTO_ICMPV6 && p.later_fragment == 0 && is_link_control_icmpv6(p.icmp_type) {
-        count(counter::NEIGHBOR_DISCOVERY);
+        tally.add(counter::NEIGHBOR_DISCOVERY);
         return Ok(xdp_action::XDP_PASS);
     }
     if config.flags & CONFIG_FAILSAFE != 0 && failsafe(p) {
-        count(counter::PASS_FAILSAFE);
+        tally.add(counter::PASS_FAILSAFE);
         return Ok(xdp_action::XDP_PASS);
     }
     // Coarse (jiffy) time is plenty for idle timeouts of seconds and a rate
@@ -110,7 +112,7 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
     if config.flags & CONFIG_QUARANTINE != 0
         && unsafe { QUARANTINE.get(&p.src).is_some() || QUARANTINE.get(&p.dst).is_some() }
     {
-        count(counter::DROP_QUARANTINE);
+        tally.add(counter::DROP_QUARANTINE);
         let d = decide::classify(set, &p.src, &p.dst);
         events::emit(
             ctx,
@@ -126,15 +128,15 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
     if p.later_fragment != 0 {
         // SAFETY: the value is not used.
         if unsafe { FRAGMENTS.get(&frag_key(p)).is_some() } {
-            count(counter::PASS_FRAGMENT);
+            tally.add(counter::PASS_FRAGMENT);
             return Ok(xdp_action::XDP_PASS);
         }
-        count(counter::DROP_FRAGMENT);
+        tally.add(counter::DROP_FRAGMENT);
         let d = decide::classify(set, &p.src, &p.dst);
         events::emit(ctx, p, &d, EVENT_DROP, counter::DROP_FRAGMENT, &config, now);
         return Ok(xdp_action::XDP_DROP);
     }
-    let action = track_or_decide(ctx, s, &config, now);
+    let action = track_or_decide(ctx, tally, s, &config, now);
     if action != xdp_action::XDP_PASS {
         return Ok(action);
     }
@@ -150,7 +152,13 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
 
 /// Steps 5 to 7: tracked connections, related ICMP errors, then the policy.
 #[inline(always)]
-fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64) -> u32 {
+fn track_or_decide(
+    ctx: &XdpContext,
+    tally: &Tally,
+    s: &mut Scratch,
+    config: &Config,
+    now: u64,
+) -> u32 {
     let set = config.active_set;
     let p = &s.packet;
     let reversed = conntrack::key_of(&mut s.key, p);
@@ -164,13 +172,13 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
         } else {
             if entry.generation != config.generation {
                 // The policy changed since this connection was allowed: decide it again.
-                count(counter::CT_REDECIDED);
+                tally.add(counter::CT_REDECIDED);
                 let (src, dst, dport) = conntrack::original(key, entry);
                 let port = conntrack::decision_port(key.proto, dport);
                 let d = decide::decide(set, src, dst, key.proto, port);
                 if !d.allow && !monitored(&d, config) {
                     conntrack::remove(key, entry, table);
-                    return deny(ctx, p, &d, config, now);
+                    return deny(ctx, tally, p, &d, config, now);
                 }
                 entry.generation = config.generation;
                 entry.rule = d.rule;
@@ -182,12 +190,12 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
             if table == conntrack::Table::Unconfirmed && entry.state == CT_ESTABLISHED {
                 conntrack::promote(key, entry, set);
             }
-            count(counter::PASS_TRACKED);
+            tally.add(counter::PASS_TRACKED);
             return xdp_action::XDP_PASS;
         }
     }
     if parse::is_icmp_error(p) && related(ctx, s) {
-        count(counter::PASS_TRACKED);
+        tally.add(counter::PASS_TRACKED);
         return xdp_action::XDP_PASS;
     }
     let p = &s.packet;
@@ -200,21 +208,21 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
     count_rule(d.rule);
     let tracks = conntrack::starts_tracking(p);
     if tracks && (d.allow || monitored(&d, config)) && !conntrack::admit(set, d.src_zone) {
-        count(counter::DROP_CT_LIMIT);
+        tally.add(counter::DROP_CT_LIMIT);
         events::emit(ctx, p, &d, EVENT_DROP, counter::DROP_CT_LIMIT, config, now);
         return xdp_action::XDP_DROP;
     }
     if d.allow {
-        count(if d.intra_zone {
+        tally.add(if d.intra_zone {
             counter::PASS_INTRA_ZONE
         } else {
             counter::PASS_RULE
         });
     } else if monitored(&d, config) {
-        count(counter::AUDIT);
+        tally.add(counter::AUDIT);
         events::emit(ctx, p, &d, EVENT_AUDIT, counter::AUDIT, config, now);
     } else {
-        return deny(ctx, p, &d, config, now);
+        return deny(ctx, tally, p, &d, config, now);
     }
     if tracks {
         conntrack::create(&s.key, reversed, &d, config.generation, now);
@@ -245,8 +253,15 @@ fn monitored(d: &Decision, config: &Config) -> bool {
 }
 
 #[inline(always)]
-fn deny(ctx: &XdpContext, p: &Packet, d: &Decision, config: &Config, now: u64) -> u32 {
-    count(counter::DROP_POLICY);
+fn deny(
+    ctx: &XdpContext,
+    tally: &Tally,
+    p: &Packet,
+    d: &Decision,
+    config: &Config,
+    now: u64,
+) -> u32 {
+    tally.add(counter::DROP_POLICY);
     events::emit(ctx, p, d, EVENT_DROP, counter::DROP_POLICY, config, now);
     xdp_action::XDP_DROP
 }
@@ -278,16 +293,16 @@ fn frag_key(p: &Packet) -> FragKey {
 }
 
 #[inline(always)]
-fn count_protocol(p: &Packet) {
+fn count_protocol(tally: &Tally, p: &Packet) {
     if p.vlan_tags > 0 {
-        count(counter::VLAN);
+        tally.add(counter::VLAN);
     }
-    count(if p.family == 4 {
+    tally.add(if p.family == 4 {
         counter::IPV4
     } else {
         counter::IPV6
     });
-    count(match p.proto {
+    tally.add(match p.proto {
         IPPROTO_TCP => counter::TCP,
         IPPROTO_UDP => counter::UDP,
         IPPROTO_ICMP => counter::ICMP,
