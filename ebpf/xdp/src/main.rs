@@ -35,6 +35,7 @@ mod conntrack;
 mod decide;
 mod events;
 mod forward;
+mod load;
 mod maps;
 mod parse;
 

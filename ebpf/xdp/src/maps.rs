@@ -19,7 +19,7 @@ use wardgate_common::{
     },
 };
 
-use crate::parse::Packet;
+use crate::{load, parse::Packet};
 
 /// Hash maps that the agent fills allocate entries on demand.
 const BPF_F_NO_PREALLOC: u32 = 1;
@@ -197,16 +197,18 @@ pub fn zone_of_v4(set: u32, addr: u32) -> u32 {
 /// addresses go through the IPv4 ranges, IPv6 through the LPM trie.
 #[inline(always)]
 pub fn zone_of(set: u32, addr: &[u8; 16]) -> u32 {
-    // Word compares: a slice compare would become a byte-loop `memcmp`.
-    let head = u64::from_ne_bytes([
-        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
-    ]);
-    let mid = u32::from_ne_bytes([addr[8], addr[9], addr[10], addr[11]]);
+    // Word loads: indexing the bytes would load them one by one.
+    let at = addr.as_ptr();
+    // SAFETY: `addr` is 16 readable bytes.
+    let (head, mid, v4) = unsafe {
+        (
+            load::u64_at(at, 0),
+            load::u32_at(at, 8),
+            load::u32_at(at, 12),
+        )
+    };
     if head == 0 && mid == u32::from_ne_bytes([0, 0, 0xff, 0xff]) {
-        return zone_of_v4(
-            set,
-            u32::from_be_bytes([addr[12], addr[13], addr[14], addr[15]]),
-        );
+        return zone_of_v4(set, u32::from_be(v4));
     }
     let key = Key::new(128, *addr);
     let found = if set == 0 {

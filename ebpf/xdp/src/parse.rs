@@ -7,6 +7,8 @@
 use core::mem;
 
 use aya_ebpf::programs::XdpContext;
+
+use crate::load;
 use wardgate_common::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 
 const ETH_HLEN: usize = 14;
@@ -95,12 +97,16 @@ impl Packet {
         self.vlan_tags = vlan_tags;
     }
 
-    /// Sets both addresses to the IPv4-mapped form of `src` and `dst`, as
-    /// word stores (see [`Packet::reset`]).
+    /// Sets both addresses to the IPv4-mapped form of `src` and `dst` (the
+    /// four address bytes as they lie in the frame, read as one native
+    /// word), as word stores (see [`Packet::reset`]).
     #[inline(always)]
-    fn set_v4(&mut self, src: [u8; 4], dst: [u8; 4]) {
+    fn set_v4(&mut self, src: u32, dst: u32) {
         let words = self.words();
-        let mapped = |a: [u8; 4]| u64::from_ne_bytes([0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]]);
+        // Bytes 8..16 of `::ffff:a.b.c.d`: `0, 0, 0xff, 0xff, a, b, c, d`.
+        // (BPF here is little-endian: the high half of the word is bytes 12..16.)
+        let mapped =
+            |a: u32| u64::from(u32::from_ne_bytes([0, 0, 0xff, 0xff])) | u64::from(a) << 32;
         // SAFETY: words 0 to 3 are the two 16-byte addresses (offsets asserted above).
         unsafe {
             words.write_volatile(0);
@@ -233,10 +239,11 @@ fn parse_ipv4(ctx: &XdpContext, offset: usize, p: &mut Packet) -> Result<(), Par
     p.ip_id = u32::from(be16([ip[4], ip[5]]));
     p.later_fragment = (frag_offset != 0) as u8;
     p.first_fragment = (frag_offset == 0 && more_fragments) as u8;
-    p.set_v4(
-        [ip[12], ip[13], ip[14], ip[15]],
-        [ip[16], ip[17], ip[18], ip[19]],
-    );
+    let at = ip.as_ptr();
+    // SAFETY: bytes 12..20 of the header, within the frame (`bytes` checked 20).
+    p.set_v4(unsafe { load::u32_at(at, 12) }, unsafe {
+        load::u32_at(at, 16)
+    });
     p.l4_offset = offset + ihl;
     Ok(())
 }
