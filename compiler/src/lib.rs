@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod capacity;
 pub mod codes;
+pub mod discover;
 pub mod eval;
 pub mod graph;
 pub mod image;

@@ -43,6 +43,8 @@ enum Command {
     /// A policy in another format: `mud` (a draft MUD file of what a zone needs).
     #[command(subcommand)]
     Export(cli::export::Command),
+    /// Allow rules from observed traffic (flows logs, captures), with evidence, proved against the requirements.
+    Suggest(cli::suggest::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,5 +59,6 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain::run(&args),
         Command::Import(command) => cli::import::run(&command),
         Command::Export(command) => cli::export::run(&command),
+        Command::Suggest(args) => cli::suggest::run(&args),
     }
 }

@@ -282,6 +282,9 @@ pub struct ServiceDef {
     pub name: String,
     pub origin: Origin,
     pub uses: u32,
+    /// What it expands to, sorted (empty when it cannot be expanded: the
+    /// language crate reports why).
+    pub atoms: Vec<ServiceAtom>,
 }
 
 /// The resolved policy.

@@ -191,6 +191,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             name: s.name.node.clone(),
             origin: origin(sources, s.name.span),
             uses: 0,
+            atoms: Vec::new(),
         });
     }
     let mut uses = vec![0u32; out.services.len()];
@@ -294,6 +295,10 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
     }
     for (def, n) in out.services.iter_mut().zip(uses) {
         def.uses = n;
+    }
+    let mut scratch = vec![0u32; out.services.len()];
+    for (i, d) in defs.iter().enumerate() {
+        out.services[i].atoms = expand(&d.atoms, &mut scratch).unwrap_or_default();
     }
 
     // Requirements.

@@ -22,9 +22,11 @@ pub mod export;
 pub mod fmt;
 pub mod graph;
 pub mod import;
+pub mod observe;
 pub mod out;
 pub mod query;
 pub mod report;
+pub mod suggest;
 
 use std::process::ExitCode;
 
