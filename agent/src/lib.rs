@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod eventlog;
 pub mod events;
 pub mod failsafe;
+pub mod flowlog;
 pub mod loader;
 pub mod metrics;
 pub mod pin;

@@ -16,9 +16,14 @@
 //!    here (`forward`) instead of by the kernel stack, where the FIB allows.
 //!
 //! Every verdict is counted (per-CPU) and drops and audits go to a
-//! rate-limited ring buffer (`events`).
+//! rate-limited ring buffer (`events`); each policy decision of step 6 is
+//! also counted per flow key (`flows`), losslessly until that map is full.
 #![no_std]
 #![no_main]
+// `atomic_xadd` for the flow counts (`flows`): BPF has the instruction but
+// core does not expose 64-bit atomics for the target.
+#![feature(core_intrinsics)]
+#![allow(internal_features, reason = "core_intrinsics: atomic_xadd, see above")]
 #![allow(
     unsafe_code,
     reason = "an XDP program reads packets and maps through raw pointers; each block has a SAFETY comment"
@@ -31,6 +36,7 @@
 mod conntrack;
 mod decide;
 mod events;
+mod flows;
 mod forward;
 mod maps;
 mod parse;
@@ -190,13 +196,22 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
     };
     let d = decide::decide(set, &p.src, &p.dst, p.proto, port);
     count_rule(d.rule);
+    let audit = !d.allow && monitored(&d, config);
+    flows::record(
+        ctx,
+        p,
+        &d,
+        flows::verdict(&d, audit),
+        config.generation,
+        now,
+    );
     if d.allow {
         count(if d.intra_zone {
             counter::PASS_INTRA_ZONE
         } else {
             counter::PASS_RULE
         });
-    } else if monitored(&d, config) {
+    } else if audit {
         count(counter::AUDIT);
         events::emit(ctx, p, &d, EVENT_AUDIT, counter::AUDIT, config, now);
     } else {

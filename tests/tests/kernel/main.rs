@@ -5,6 +5,7 @@
 
 mod differential;
 mod fastpath;
+mod flows;
 mod fuzz;
 mod harness;
 mod maps;
