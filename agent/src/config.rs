@@ -109,6 +109,10 @@ pub struct FileConfig {
     /// `false`: no per-rule series in the metrics (one per rule otherwise).
     pub rule_metrics: Option<bool>,
     pub monitor_all: Option<bool>,
+    /// Flow records of new connections as JSON lines (a file path); off when absent.
+    pub flows_log: Option<PathBuf>,
+    /// How often the kernel's flow table is drained into the flows log.
+    pub flows_interval_ms: Option<u64>,
     /// Forward allowed, tracked traffic in XDP (`CONFIG_FAST_PATH`).
     pub fast_path: Option<bool>,
     pub watch: Option<bool>,
@@ -145,6 +149,7 @@ pub struct Overrides {
     pub events_max_mib: Option<u64>,
     pub no_rule_metrics: bool,
     pub monitor_all: bool,
+    pub flows_log: Option<PathBuf>,
     pub fast_path: bool,
     pub no_watch: bool,
     pub no_failsafe: bool,
@@ -179,6 +184,9 @@ pub struct Settings {
     /// Per-rule series in the metrics.
     pub rule_metrics: bool,
     pub monitor_all: bool,
+    /// The flows log (`docs/agent.md`, "Flows log"); `None`: not written.
+    pub flows_log: Option<PathBuf>,
+    pub flows_interval: Duration,
     pub fast_path: bool,
     pub watch: bool,
     pub watch_interval: Duration,
@@ -286,6 +294,12 @@ impl Settings {
                 .map(|m| m << 20),
             rule_metrics: !flags.no_rule_metrics && file.rule_metrics.unwrap_or(true),
             monitor_all: flags.monitor_all || file.monitor_all.unwrap_or(false),
+            flows_log: flags.flows_log.or(file.flows_log.map(|p| base.join(p))),
+            flows_interval: Duration::from_millis(
+                file.flows_interval_ms
+                    .unwrap_or(10_000)
+                    .clamp(100, 3_600_000),
+            ),
             fast_path: flags.fast_path || file.fast_path.unwrap_or(false),
             watch: !flags.no_watch && file.watch.unwrap_or(true),
             watch_interval: Duration::from_millis(file.watch_interval_ms.unwrap_or(500).max(50)),

@@ -157,6 +157,9 @@ struct RunArgs {
     /// No per-rule series in the metrics.
     #[arg(long)]
     no_rule_metrics: bool,
+    /// Flows log: flow records of new connections as JSON lines, appended to FILE [default: off].
+    #[arg(long, value_name = "FILE")]
+    flows_log: Option<PathBuf>,
     /// Global monitor override: every would-be drop passes as an audit.
     #[arg(long)]
     monitor_all: bool,
@@ -350,6 +353,7 @@ fn run(args: RunArgs) -> ExitCode {
         events_max_mib: args.events_max_mib,
         no_rule_metrics: args.no_rule_metrics,
         monitor_all: args.monitor_all,
+        flows_log: args.flows_log,
         fast_path: args.fast_path,
         no_watch: args.no_watch,
         no_failsafe: args.no_failsafe,

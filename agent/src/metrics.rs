@@ -57,6 +57,11 @@ pub struct Input {
     pub events_written_audit: u64,
     pub events_write_failed: u64,
     pub monitor_all: bool,
+    /// Flow records written to the flows log, not written, and new flow
+    /// keys the full kernel table refused.
+    pub flows_written: u64,
+    pub flows_write_failed: u64,
+    pub flows_refused: u64,
 }
 
 type Labels = Vec<(String, String)>;
@@ -177,6 +182,24 @@ pub fn render(input: &Input) -> String {
         "wardgate_last_reload_success",
         "1 if the last reload succeeded (or none failed yet), 0 if it failed",
         u64::from(input.last_reload_ok),
+    );
+    counter(
+        &mut registry,
+        "wardgate_flow_records_written",
+        "Flow records written to the flows log",
+        input.flows_written,
+    );
+    counter(
+        &mut registry,
+        "wardgate_flow_records_write_failed",
+        "Flow records that could not be written to the flows log",
+        input.flows_write_failed,
+    );
+    counter(
+        &mut registry,
+        "wardgate_flow_keys_refused",
+        "New flow keys not recorded because the kernel's flow table was full",
+        input.flows_refused,
     );
     gauge(
         &mut registry,

@@ -12,8 +12,9 @@
 //! watcher and retries), [`incident`] (quarantine), [`views`] (status and
 //! metrics input), [`control_server`] (the control socket), [`http`] (the
 //! metrics server), [`timers`] (signals, midnight, failsafe refresh),
-//! [`event_writer`] (the event log, on its own thread) and [`tracked`] (the
-//! connection-table summary, on its own thread).
+//! [`event_writer`] (the event log, on its own thread), [`flow_writer`] (the
+//! flows log, on its own thread) and [`tracked`] (the connection-table
+//! summary, on its own thread).
 //!
 //! Locking: one `Mutex<Agent>` held only for short map operations; the event
 //! writer and the connection-table walk never take it, so incident commands
@@ -21,6 +22,7 @@
 
 mod control_server;
 mod event_writer;
+mod flow_writer;
 mod http;
 mod incident;
 mod reload;
@@ -433,6 +435,7 @@ pub(super) struct Shared {
     /// Images by generation, for naming zones and rules in events.
     images: Mutex<Images>,
     events: event_writer::Stats,
+    flows: flow_writer::Stats,
     tracked: tracked::Summary,
 }
 
@@ -587,6 +590,8 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
     let watch_files = agent.settings.watch;
     let watch_interval = agent.settings.watch_interval;
     let pin_path = agent.settings.pin_path.clone();
+    let flows_log = agent.settings.flows_log.clone();
+    let flows_interval = agent.settings.flows_interval;
     let mut images = Images::default();
     images.push(agent.generation, agent.image.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -595,6 +600,7 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
             agent: Mutex::new(agent),
             images: Mutex::new(images),
             events: event_writer::Stats::default(),
+            flows: flow_writer::Stats::default(),
             tracked: tracked::Summary::default(),
         }),
         reloading: Arc::new(tokio::sync::Mutex::new(())),
@@ -610,6 +616,19 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
         stop_threads.clone(),
     )?;
     tracked::spawn(ctx.shared.clone(), &pin_path, stop_threads.clone());
+    let flows_thread = match flows_log {
+        Some(path) => Some(
+            flow_writer::spawn(
+                ctx.shared.clone(),
+                &pin_path,
+                path.clone(),
+                flows_interval,
+                stop_threads.clone(),
+            )
+            .with_context(|| format!("cannot start the flows log `{}`", path.display()))?,
+        ),
+        None => None,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(control_server::serve(ctx.clone(), control_listener));
     if let Some(listener) = metrics_listener {
@@ -628,6 +647,9 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
     // The event writer drains what is left, then stops.
     stop_threads.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    if let Some(t) = flows_thread {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
     let _ = std::fs::remove_file(&socket);
     if pin::has_maps(&pin_path) {
         log::info!(

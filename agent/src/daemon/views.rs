@@ -140,5 +140,8 @@ pub(super) async fn metrics_input(shared: &Shared) -> metrics::Input {
         events_written_audit: events.written_audit.load(Ordering::Relaxed),
         events_write_failed: events.failed.load(Ordering::Relaxed),
         monitor_all: a.settings.monitor_all,
+        flows_written: shared.flows.written.load(Ordering::Relaxed),
+        flows_write_failed: shared.flows.failed.load(Ordering::Relaxed),
+        flows_refused: shared.flows.refused.load(Ordering::Relaxed),
     }
 }

@@ -12,6 +12,7 @@
 
 mod bad_input;
 mod hospital;
+mod learning;
 mod limits;
 mod observability;
 mod quarantine;
