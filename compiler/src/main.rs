@@ -45,6 +45,8 @@ enum Command {
     Export(cli::export::Command),
     /// Allow rules from observed traffic (flows logs, captures), with evidence, proved against the requirements.
     Suggest(cli::suggest::Args),
+    /// The policy against observed traffic: unused rules, drops and audits by zone pair, expiring rules in use.
+    Drift(cli::drift::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,5 +62,6 @@ fn main() -> ExitCode {
         Command::Import(command) => cli::import::run(&command),
         Command::Export(command) => cli::export::run(&command),
         Command::Suggest(args) => cli::suggest::run(&args),
+        Command::Drift(args) => cli::drift::run(&args),
     }
 }

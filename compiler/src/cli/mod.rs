@@ -17,6 +17,7 @@ macro_rules! outln {
 pub mod check;
 pub mod compile;
 pub mod diff;
+pub mod drift;
 pub mod explain;
 pub mod export;
 pub mod fmt;

@@ -14,6 +14,7 @@
 //! the files.
 
 pub mod catalog;
+pub mod drift;
 pub mod flowlog;
 pub mod pcap;
 pub mod suggest;
