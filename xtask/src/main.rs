@@ -7,7 +7,7 @@
 //!   privileged kernel tests.
 //! - `demo`: builds everything and shows wardgate's main job.
 //! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`; `nft`
-//!   beside Aerleon; `fuzz`).
+//!   beside Aerleon; `suggest`; `fuzz`).
 //!
 //! Every command runs the parts of `setup` it needs first.
 #![forbid(unsafe_code)]
@@ -40,7 +40,7 @@ enum Command {
     /// Run a benchmark: `forward` (packets per second through a veth gateway), `datapath`,
     /// or `nft` (the nftables backend beside Aerleon's aclgen).
     Bench {
-        /// Which benchmark: `forward`, `datapath`, `nft` or `fuzz` (1,000,000 frames through the parser).
+        /// Which benchmark: `forward`, `datapath`, `nft`, `suggest` or `fuzz` (1,000,000 frames through the parser).
         name: String,
         /// For `nft`: the zone counts to run (default 10 100 1000 10000).
         sizes: Vec<String>,
