@@ -221,3 +221,80 @@ impl FlowTable {
         Ok(values.iter().sum())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use wardgate_common::v4_mapped;
+
+    fn image() -> wardgate_compiler::PolicyImage {
+        let loaded = wardgate_lang::parse_str(
+            "site.ward",
+            "zone a { networks 10.1.0.0/24 }\nzone b { networks 10.2.0.0/24 }\nallow a -> b : tcp/443, icmp/echo-request\n",
+        );
+        wardgate_compiler::compile(&loaded, &wardgate_compiler::Options::default())
+            .0
+            .unwrap()
+    }
+
+    /// The agent's lines are what `wardgate suggest` reads.
+    #[test]
+    fn records_name_zones_and_rules_and_read_back_in_suggest() {
+        let img = Arc::new(image());
+        let mut images = Images::default();
+        images.push(3, img.clone());
+        let key = FlowKey {
+            src: v4_mapped([10, 1, 0, 5]),
+            dst: v4_mapped([10, 2, 0, 9]),
+            ifindex: 1,
+            port: 443,
+            proto: IPPROTO_TCP,
+            verdict: wardgate_common::FLOW_ALLOW,
+        };
+        let value = FlowValue {
+            first_ns: 1_000,
+            last_ns: 2_000,
+            connections: 4,
+            src_zone: img.classify(wardgate_compiler::prefix::addr_key(
+                "10.1.0.5".parse().unwrap(),
+            )),
+            dst_zone: img.classify(wardgate_compiler::prefix::addr_key(
+                "10.2.0.9".parse().unwrap(),
+            )),
+            rule: img.rules()[0].id,
+            generation: 3,
+        };
+        let r = record(&key, &value, &images, &Clock::new());
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["src_zone"], "a");
+        assert_eq!(json["dst_zone"], "b");
+        assert_eq!(json["dst_port"], 443);
+        assert_eq!(json["verdict"], "allow");
+        assert_eq!(json["connections"], 4);
+        assert_eq!(json["rule"]["action"], "allow");
+        assert!(json.get("icmp_type").is_none());
+
+        let ping = FlowKey {
+            proto: IPPROTO_ICMP,
+            port: 8,
+            verdict: FLOW_DROP,
+            ..key
+        };
+        let json = serde_json::to_value(record(&ping, &value, &images, &Clock::new())).unwrap();
+        assert_eq!(json["icmp_type"], 8);
+        assert!(json.get("dst_port").is_none());
+
+        let line = serde_json::to_string(&r).unwrap();
+        let mut obs = wardgate_compiler::discover::Observations::default();
+        let report = wardgate_compiler::discover::flowlog::read(
+            line.as_bytes(),
+            wardgate_compiler::discover::Window::default(),
+            &mut obs,
+        )
+        .unwrap();
+        assert_eq!(report.bad, 0);
+        assert_eq!(obs.flows.values().next().unwrap().connections, 4);
+    }
+}

@@ -13,7 +13,11 @@ POLICY=$ROOT/examples/hospital.ward
 run() { # label, records, args...
     label=$1; records=$2; shift 2
     /usr/bin/time -f "%e %M" -o "$OUT/time" "$WARDGATE" suggest "$POLICY" --today 2026-01-10 --format json "$@" >"$OUT/$label.json" || true
-    read -r secs kib <"$OUT/time"
+    # time(1) says "Command exited with non-zero status 1" first when
+    # something was flagged (suggest's exit 1): the figures are the last line.
+    read -r secs kib <<EOF
+$(tail -n 1 "$OUT/time")
+EOF
     rate=$(awk -v r="$records" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", r / s; else print "-" }')
     echo "$label: $records records in $secs s ($rate records/s), peak memory $kib KiB"
 }
