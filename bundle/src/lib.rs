@@ -40,9 +40,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use ed25519_dalek::{
-    Signature, Signer as _, SigningKey, VerifyingKey,
+    Signature, Signer as _,
     pkcs8::{
         DecodePrivateKey as _, DecodePublicKey as _, EncodePrivateKey as _, EncodePublicKey as _,
         spki::der::pem::LineEnding,
@@ -221,7 +223,9 @@ struct SignaturesFile {
     signatures: Vec<String>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Lowercase hex SHA-256.
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(64);
     for b in digest {
