@@ -36,7 +36,7 @@ enum Command {
     ///
     /// Stopping the agent leaves enforcement in place (maps and links are
     /// pinned); a new agent adopts it. `detach` removes it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show the policy in force, the interfaces and a counters summary.
     Status {
         #[command(flatten)]
@@ -225,7 +225,7 @@ fn main() -> ExitCode {
         };
     }
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Status { client, json } => call(&client, &Request::Status {}, |r| {
             if json {
                 println!("{}", r.result.clone().unwrap_or_default());

@@ -228,17 +228,20 @@ impl Agent {
         let log = dir.path.join(format!("{name}.log"));
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{}", gateway.name()));
-        cmd.arg(binary())
-            .arg("run")
-            .arg("--policy")
-            .arg(policy)
-            .arg("--pin-path")
+        cmd.arg(binary()).arg("run");
+        // An empty policy path: the agent gets its policy otherwise (a bundle source).
+        if !policy.as_os_str().is_empty() {
+            cmd.arg("--policy").arg(policy);
+        }
+        cmd.arg("--pin-path")
             .arg(&pins.path)
             .arg("--control-socket")
             .arg(&socket)
             .arg("--events")
-            .arg(&events)
-            .args(["--metrics", METRICS]);
+            .arg(&events);
+        if !extra.contains(&"--metrics") {
+            cmd.args(["--metrics", METRICS]);
+        }
         for iface in ifaces {
             cmd.args(["--iface", iface]);
         }

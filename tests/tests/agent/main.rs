@@ -11,6 +11,7 @@
 //! flood), `limits` (sizes, capacities and operator-facing details).
 
 mod bad_input;
+mod fleet;
 mod hospital;
 mod limits;
 mod observability;
