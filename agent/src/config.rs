@@ -336,6 +336,31 @@ mod tests {
     }
 
     #[test]
+    fn fleet_example_config_pulls_bundles() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet/agent.yaml");
+        let s = Settings::resolve(Some(&path), Overrides::default()).unwrap();
+        let source = s.source.expect("a bundle source");
+        assert_eq!(
+            source.url,
+            "https://bundles.example.org/wardgate/north/policy.tar.gz"
+        );
+        assert_eq!(source.poll, Duration::from_secs(30));
+        assert_eq!(s.policy, Path::new("/var/lib/wardgate/policy.img"));
+        assert!(!s.watch, "a pulled policy is not watched");
+        // A policy file and a bundle source together are refused.
+        let err = Settings::resolve(
+            Some(&path),
+            Overrides {
+                policy: Some("p.ward".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
     fn flags_override_and_defaults() {
         let s = Settings::resolve(
             None,
