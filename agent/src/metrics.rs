@@ -260,6 +260,22 @@ pub fn render(input: &Input) -> String {
         input.events_write_failed,
     );
 
+    let capacity = Family::<Labels, Gauge>::default();
+    for (map, n) in [
+        ("conntrack", wardgate_common::maps::MAX_CONNECTIONS),
+        ("quarantine", wardgate_common::maps::MAX_QUARANTINE),
+        ("failsafe", wardgate_common::maps::MAX_FAILSAFE),
+    ] {
+        capacity
+            .get_or_create(&vec![label("map", map)])
+            .set(i64::from(n));
+    }
+    registry.register(
+        "wardgate_map_capacity",
+        "Entries each kernel map holds at most (conntrack evicts the least recently used when full)",
+        capacity,
+    );
+
     if let Some(b) = &input.bundle {
         bundle_metrics(&mut registry, b);
     }

@@ -313,8 +313,10 @@ fn prometheus(ns: &Netns, dir: &Path, targets: &[String]) -> Running {
         .map(|t| format!("'{t}'"))
         .collect::<Vec<_>>()
         .join(", ");
+    let rules = crate::repo("examples/prometheus/wardgate-alerts.yml");
     let conf = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: wardgate\n    static_configs:\n      - targets: [{list}]\n"
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['{}']\nscrape_configs:\n  - job_name: wardgate\n    static_configs:\n      - targets: [{list}]\n",
+        rules.display()
     );
     std::fs::write(dir.join("prometheus.yml"), conf).unwrap();
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
@@ -556,6 +558,24 @@ fn a_fleet_follows_one_bundle_url() {
         );
         assert_eq!(metric(&page, "wardgate_bundle_active_revision", &[]), 2.0);
     }
+    // The example alert rules, loaded by the real Prometheus, fire for the refusals.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let alerts = http_get(
+            &bundles,
+            "127.0.0.1:9090".parse().unwrap(),
+            "/api/v1/alerts",
+        );
+        if alerts.contains("WardgateBundleFailures") && alerts.contains("\"firing\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "WardgateBundleFailures did not fire: {alerts}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // Each agent reported its status to the server after its attempts.
     let access = std::fs::read_to_string(www_dir.join("access.log")).unwrap();
     for g in &gateways {
