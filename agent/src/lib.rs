@@ -12,6 +12,7 @@
 //! over HTTPS ([`bundle_source`]). `docs/agent.md` documents its configuration
 //! ([`config`]) and wire formats.
 
+pub mod bpffs;
 pub mod bundle_source;
 pub mod config;
 pub mod conntrack;

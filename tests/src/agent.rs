@@ -190,6 +190,22 @@ pub struct Launch {
     pub tmpfs: Option<(PathBuf, String)>,
     /// The event log, instead of one in the test's directory.
     pub events: Option<PathBuf>,
+    /// A command the agent runs under, between `nsenter` and the agent
+    /// (`capsh --drop=... -- -c 'exec "$0" "$@"'`): it must exec its arguments.
+    pub wrapper: Vec<String>,
+}
+
+/// `nsenter NS AGENT ARGS...` as `nsenter NS WRAPPER... AGENT ARGS...`.
+fn wrap(cmd: Command, wrapper: &[String]) -> Command {
+    if wrapper.is_empty() {
+        return cmd;
+    }
+    let mut args: Vec<std::ffi::OsString> =
+        cmd.get_args().map(std::ffi::OsStr::to_os_string).collect();
+    let ns = args.remove(0);
+    let mut wrapped = Command::new(cmd.get_program());
+    wrapped.arg(ns).args(wrapper).args(args);
+    wrapped
 }
 
 /// A running agent.
@@ -289,6 +305,7 @@ impl Agent {
             extra,
             launch.events.as_deref(),
         );
+        let cmd = wrap(cmd, &launch.wrapper);
         let mut cmd = match &launch.tmpfs {
             None => cmd,
             Some((mount_dir, size)) => {
@@ -372,7 +389,7 @@ impl Agent {
         extra: &[&str],
         launch: &Launch,
     ) -> Failed {
-        let (mut cmd, socket, _, _) = Self::command(
+        let (cmd, socket, _, _) = Self::command(
             gateway,
             dir,
             pins,
@@ -381,6 +398,7 @@ impl Agent {
             extra,
             launch.events.as_deref(),
         );
+        let mut cmd = wrap(cmd, &launch.wrapper);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -203,6 +203,7 @@ impl Agent {
                 bail!("interface `{iface}` does not exist (in this network namespace)");
             }
         }
+        crate::bpffs::ensure_mounted(&settings.pin_path)?;
         pin::check(&settings.pin_path)?;
         let compiled = policy::compile(&settings.policy, policy::today())
             .map_err(|e| anyhow::anyhow!(e.message))?;
