@@ -367,7 +367,9 @@ pub fn build(
     })
     .map_err(|e| Error::Signatures(e.to_string()))?;
 
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Level 1: a 10,000-zone image (17.8 MB) compresses to 3.6 MB instead of
+    // 2.9 MB at level 6, in well under half the time (bench/fleet.md).
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     let mut append = |name: &str, bytes: &[u8]| -> Result<(), Error> {
         let mut h = tar::Header::new_gnu();
@@ -552,7 +554,8 @@ pub fn verify(bytes: &[u8], trusted: &VerifyingKey) -> Result<Verified, Error> {
         serde_json::from_slice(&manifest).map_err(|e| Error::Manifest(e.to_string()))?;
     manifest.expires_at()?;
     let image = files.remove(IMAGE).ok_or(Error::Missing(IMAGE))?;
-    if sha256_hex(&image) != manifest.image_sha256 {
+    // Its hash was just checked against the signed list: compare that.
+    if listed.get(IMAGE).copied() != Some(manifest.image_sha256.as_str()) {
         return Err(Error::Manifest(format!(
             "`image_sha256` is not the SHA-256 of `{IMAGE}`"
         )));

@@ -268,7 +268,7 @@ fn converge(
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> Duration {
     let start = Instant::now();
-    let deadline = start + 2 * POLL + Duration::from_secs(1);
+    let deadline = start + 2 * POLL;
     loop {
         if gateways.iter().all(|g| done(&g.bundle_status())) {
             return start.elapsed();
