@@ -83,3 +83,55 @@ pub fn run() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(source, destination)` of every asset in `agent/Cargo.toml`.
+    fn assets() -> Vec<(String, String)> {
+        let manifest = std::fs::read_to_string(sh::root().join("agent/Cargo.toml")).unwrap();
+        manifest
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("[\""))
+            .map(|l| {
+                let parts: Vec<&str> = l.split('"').collect();
+                (parts[1].to_owned(), parts[3].to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_asset_exists_and_every_expected_file_has_one() {
+        let assets = assets();
+        assert!(assets.len() >= 9, "{assets:?}");
+        for (source, _) in &assets {
+            if source.starts_with("target/release/") {
+                continue;
+            }
+            let path = sh::root().join("agent").join(source);
+            assert!(path.is_file(), "asset `{source}` does not exist");
+        }
+        assert!(
+            sh::root()
+                .join("agent/debian/wardgate-agent.service")
+                .is_file()
+        );
+        for expected in EXPECTED {
+            let installed = expected.trim_start_matches("./");
+            let covered = installed.ends_with("wardgate-agent.service")
+                || assets.iter().any(|(source, dest)| {
+                    dest == installed
+                        || (dest.ends_with('/')
+                            && Some(installed)
+                                == source
+                                    .rsplit('/')
+                                    .next()
+                                    .map(|name| format!("{dest}{name}"))
+                                    .as_deref())
+                });
+            assert!(covered, "no asset installs `{installed}`");
+        }
+    }
+}
