@@ -48,6 +48,15 @@ pub fn load_with(
     today: Option<Date>,
     requirement_errors_ok: bool,
 ) -> Result<Compiled, ExitCode> {
+    load_keeping_sources(file, today, requirement_errors_ok).map(|(c, _)| c)
+}
+
+/// [`load_with`], also returning every file read (`wardgate bundle` packs them).
+pub fn load_keeping_sources(
+    file: &Path,
+    today: Option<Date>,
+    requirement_errors_ok: bool,
+) -> Result<(Compiled, wardgate_lang::SourceMap), ExitCode> {
     let loaded = wardgate_lang::load(file).map_err(|e| {
         eprintln!("error: cannot read `{}`: {}", file.display(), io_reason(&e));
         exit(EXIT_FAILURE)
@@ -67,7 +76,7 @@ pub fn load_with(
         PolicyImage::build(&analysis.policy, lowered).ok()
     });
     match image {
-        Some(image) if errors.is_empty() => Ok(Compiled { analysis, image }),
+        Some(image) if errors.is_empty() => Ok((Compiled { analysis, image }, loaded.sources)),
         _ => {
             eprint!(
                 "{}",

@@ -14,6 +14,7 @@ macro_rules! outln {
     };
 }
 
+pub mod bundle;
 pub mod check;
 pub mod compile;
 pub mod diff;
