@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use wardgate_compiler::views::report;
+use wardgate_compiler::views::{evidence, report};
 use wardgate_compiler::{Options, analyze};
 use wardgate_tests::scalegen::{Mix, Policy, Scale};
 
@@ -29,9 +29,11 @@ fn generated(zones: usize) -> wardgate_compiler::Analysis {
 fn render_all(a: &wardgate_compiler::Analysis) -> usize {
     let g = a.graph.as_ref().expect("a graph");
     let r = report::report(&a.policy, g);
+    let e = evidence::Evidence::new(a, &evidence::Meta::default());
     report::human(&r).len()
         + report::markdown(&r).len()
-        + serde_json::to_string_pretty(&r).expect("serializes").len()
+        + serde_json::to_string_pretty(&e).expect("serializes").len()
+        + evidence::html::render(&e).len()
 }
 
 #[test]

@@ -111,7 +111,7 @@ pub fn render(e: &Evidence) -> String {
     audit_map(&mut out);
     inventory(&mut out, e);
     open(&mut out, "diagram");
-    out.push_str("<p class=\"note\">Zones stand in columns from outside the site (left) to life-critical (right), filled by criticality. Arrows are conduits: traffic one zone may open to another, labelled with its services. Dashed orange arrows exist only until a date; dashed borders mark zones in monitor mode, where default deny is not enforced yet.</p>\n<div class=\"diagram-wrap\">\n");
+    out.push_str("<p class=\"note\">Zones stand in bands from outside the site (world and vendor access) to life-critical, filled by criticality; past 60 zones they are grouped by tag and each arc counts the conduits between two bands. Arrows are conduits: traffic one zone may open to another, labelled with its services. Dashed orange arrows exist only until a date; dashed borders mark zones in monitor mode, where default deny is not enforced yet.</p>\n<div class=\"diagram-wrap\">\n");
     out.push_str(&e.diagram);
     out.push_str("</div>\n</section>\n");
     conduits(&mut out, e);

@@ -34,7 +34,7 @@ pub const NODE_ZONES: usize = 1_000;
 
 /// The columns, outside to inside.
 const BANDS: [&str; 7] = [
-    "outside: world and vendors",
+    "world and vendors",
     "untrusted",
     "unclassified",
     "low",
@@ -133,7 +133,7 @@ pub fn diagram(policy: &Policy, graph: &FlowGraph, today: Option<Date>) -> Strin
     out
 }
 
-const STYLE: &str = r##"<defs><marker id="wg-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker><marker id="wg-arrow-exp" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#b35806"/></marker></defs>
+const STYLE: &str = r##"<defs><marker id="wg-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker><marker id="wg-arrow-exp" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#b35806"/></marker><marker id="wg-arrow-group" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="11" markerHeight="11" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#7a7a7a"/></marker></defs>
 <style>
 .zone-diagram text { fill: #1a1a1a; }
 .zone-diagram .band-title { font-size: 13px; font-weight: bold; fill: #333; }
@@ -300,8 +300,8 @@ fn band_box(out: &mut String, band: usize, x: f64, w: f64, h: f64, count: usize)
     };
     let _ = writeln!(
         out,
-        "<rect class=\"{class}\" x=\"{x:.1}\" y=\"40\" width=\"{w:.1}\" height=\"{h:.1}\" rx=\"8\"/><text class=\"band-title\" x=\"{:.1}\" y=\"30\" text-anchor=\"middle\">{} ({count})</text>",
-        x + w / 2.0,
+        "<rect class=\"{class}\" x=\"{x:.1}\" y=\"40\" width=\"{w:.1}\" height=\"{h:.1}\" rx=\"8\"/><text class=\"band-title\" x=\"{:.1}\" y=\"57\">{} ({count})</text>",
+        x + 10.0,
         BANDS[band]
     );
 }
@@ -549,6 +549,26 @@ impl Labels {
         (x, y)
     }
 
+    /// A label anchored at one end (`start` or `end`): moves down past
+    /// labels on the same side that it would cover.
+    fn place_anchored(&mut self, at: Pt, anchor: &str) -> Pt {
+        let side = if anchor == "end" { -1.0 } else { 1.0 };
+        let mut y = at.1;
+        let mut moved = true;
+        while moved {
+            moved = false;
+            for &(ox, oy, _) in &self.0 {
+                if ox.signum() == side && (y - oy).abs() < 12.0 {
+                    y = oy + 12.5;
+                    moved = true;
+                }
+            }
+        }
+        // Stored with the side as the sign of x: only same-side labels collide.
+        self.0.push((side, y, 0.0));
+        (at.0, y)
+    }
+
     fn bottom(&self) -> f64 {
         self.0.iter().map(|l| l.1 + 14.0).fold(0.0, f64::max)
     }
@@ -589,8 +609,11 @@ fn bezier(p0: Pt, p1: Pt, p2: Pt, p3: Pt, t: f64) -> Pt {
 const SMALL_W: f64 = 150.0;
 const SMALL_H: f64 = 18.0;
 const SMALL_GAP: f64 = 4.0;
-const MAX_ROWS: usize = 36;
+/// Zone chips per line in a grouped band.
+const CHIPS: usize = 6;
 const GROUP_GAP: f64 = 150.0;
+/// Room for the band's title inside its box.
+const GROUP_TITLE: f64 = 22.0;
 
 /// Band-to-band conduits: how many zone pairs, and services by frequency.
 fn band_edges(
@@ -675,7 +698,7 @@ fn arcs(
                     xb - 10.0
                 ),
                 (xa + xb) / 2.0,
-                y - 0.75 * h,
+                y - 0.75 * h - 8.0,
             )
         } else {
             let h = 40.0 + 34.0 * span;
@@ -691,14 +714,14 @@ fn arcs(
                     xb + 10.0
                 ),
                 (xa + xb) / 2.0,
-                y + 0.75 * h,
+                y + 0.75 * h + 12.0,
             )
         };
         min_y = min_y.min(ly - 14.0);
         max_y = max_y.max(ly + 14.0);
         let _ = writeln!(
             out,
-            "<path class=\"conduit group\" style=\"stroke-width:{width:.1}\" d=\"{d}\" marker-end=\"url(#wg-arrow)\"/><text class=\"label\" x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<path class=\"conduit group\" style=\"stroke-width:{width:.1}\" d=\"{d}\" marker-end=\"url(#wg-arrow-group)\"/><text class=\"label\" x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             ly + 3.5,
             esc(&label)
         );
@@ -706,22 +729,38 @@ fn arcs(
     (min_y, max_y)
 }
 
-enum Row {
-    Head(String, usize),
-    Zone(ZoneId),
-}
-
+/// Bands as rows of zone chips (grouped by first tag, [`CHIPS`] a line);
+/// conduits between bands as arcs in the margins: down the right margin,
+/// up the left one, a loop on the right for a band's own.
 fn grouped(policy: &Policy, graph: &FlowGraph) -> Canvas {
     let cols = columns(policy);
-    // Per column: rows of tag headings and zones, wrapped into sub-columns.
-    let mut layout: Vec<(usize, Vec<Vec<Row>>)> = Vec::new();
+    let inner = CHIPS as f64 * (SMALL_W + 8.0) - 8.0 + 2.0 * PAD;
+    let edges = band_edges(policy, graph);
+    // Margins wide enough for the arcs and their labels.
+    let index: BTreeMap<usize, usize> = cols.iter().enumerate().map(|(i, c)| (c.0, i)).collect();
+    let (mut left, mut right) = (30.0_f64, 30.0_f64);
+    for ((a, b), (count, services)) in &edges {
+        let span = index[a].abs_diff(index[b]) as f64;
+        let w = 6.0 * band_label(*count, services).chars().count() as f64 + 20.0;
+        if index[a] > index[b] {
+            left = left.max(arc_bulge(span) * 0.75 + w);
+        } else {
+            right = right.max(arc_bulge(span) * 0.75 + w);
+        }
+    }
+    let x0 = left;
+    let mut body = String::new();
+    let mut strips: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+    let mut y = 10.0;
     for (b, col) in &cols {
         let mut zones = col.clone();
-        zones.sort_by(|&x, &y| {
-            let (zx, zy) = (policy.zone(x), policy.zone(y));
-            (first_tag(zx), &zx.name).cmp(&(first_tag(zy), &zy.name))
+        zones.sort_by(|&p, &q| {
+            let (zp, zq) = (policy.zone(p), policy.zone(q));
+            (first_tag(zp), &zp.name).cmp(&(first_tag(zq), &zq.name))
         });
-        let mut rows = Vec::new();
+        let top = y;
+        let mut chips = String::new();
+        let mut cy = y + GROUP_TITLE + PAD;
         let mut i = 0;
         while i < zones.len() {
             let tag = first_tag(policy.zone(zones[i])).to_owned();
@@ -729,85 +768,121 @@ fn grouped(policy: &Policy, graph: &FlowGraph) -> Canvas {
                 .iter()
                 .take_while(|&&z| first_tag(policy.zone(z)) == tag)
                 .count();
-            rows.push(Row::Head(tag, n));
-            rows.extend(zones[i..i + n].iter().map(|&z| Row::Zone(z)));
+            let head = if tag.is_empty() {
+                format!("no tag ({n})")
+            } else {
+                format!("tag {tag} ({n})")
+            };
+            let _ = writeln!(
+                chips,
+                "<text class=\"tag-head\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                x0 + PAD,
+                cy + 11.0,
+                esc(&head)
+            );
+            cy += 16.0;
+            for (k, &z) in zones[i..i + n].iter().enumerate() {
+                let (line, pos) = (k / CHIPS, k % CHIPS);
+                node(
+                    &mut chips,
+                    policy,
+                    graph,
+                    z,
+                    Box {
+                        x: x0 + PAD + pos as f64 * (SMALL_W + 8.0),
+                        y: cy + line as f64 * (SMALL_H + SMALL_GAP),
+                        w: SMALL_W,
+                        h: SMALL_H,
+                    },
+                    false,
+                );
+            }
+            cy += n.div_ceil(CHIPS) as f64 * (SMALL_H + SMALL_GAP) + 4.0;
             i += n;
         }
-        let mut subs: Vec<Vec<Row>> = Vec::new();
-        for r in rows {
-            if subs.last().is_none_or(|s| s.len() >= MAX_ROWS) {
-                subs.push(Vec::new());
-            }
-            subs.last_mut().expect("pushed").push(r);
-        }
-        layout.push((*b, subs));
+        let h = cy - top + PAD - 4.0;
+        let class = if *b == 0 { "band band-outside" } else { "band" };
+        let _ = writeln!(
+            body,
+            "<rect class=\"{class}\" x=\"{x0:.1}\" y=\"{top:.1}\" width=\"{inner:.1}\" height=\"{h:.1}\" rx=\"8\"/><text class=\"band-title\" x=\"{:.1}\" y=\"{:.1}\">{} ({})</text>",
+            x0 + 10.0,
+            top + 17.0,
+            BANDS[*b],
+            col.len()
+        );
+        body.push_str(&chips);
+        strips.insert(*b, (top, h));
+        y = top + h + 26.0;
     }
-    let tallest = layout
-        .iter()
-        .flat_map(|l| l.1.iter().map(Vec::len))
-        .max()
-        .unwrap_or(1) as f64;
-    let inner = tallest * (SMALL_H + SMALL_GAP) + 2.0 * PAD;
-    // Leave room above for forward arcs; shift everything down afterwards.
-    let mut body = String::new();
-    let mut centre = BTreeMap::new();
-    let mut x = 20.0;
-    for (b, subs) in &layout {
-        let w = subs.len() as f64 * (SMALL_W + 10.0) - 10.0 + 2.0 * PAD;
-        let count = subs
-            .iter()
-            .flatten()
-            .filter(|r| matches!(r, Row::Zone(_)))
-            .count();
-        band_box(&mut body, *b, x, w, inner, count);
-        centre.insert(*b, x + w / 2.0);
-        for (k, sub) in subs.iter().enumerate() {
-            let sx = x + PAD + k as f64 * (SMALL_W + 10.0);
-            let mut y = 40.0 + PAD;
-            for r in sub {
-                match r {
-                    Row::Head(tag, n) => {
-                        let t = if tag.is_empty() {
-                            format!("no tag ({n})")
-                        } else {
-                            format!("tag {tag} ({n})")
-                        };
-                        let _ = writeln!(
-                            body,
-                            "<text class=\"tag-head\" x=\"{sx:.1}\" y=\"{:.1}\">{}</text>",
-                            y + SMALL_H - 5.0,
-                            esc(&truncate(&t, 26))
-                        );
-                    }
-                    Row::Zone(z) => node(
-                        &mut body,
-                        policy,
-                        graph,
-                        *z,
-                        Box {
-                            x: sx,
-                            y,
-                            w: SMALL_W,
-                            h: SMALL_H,
-                        },
-                        false,
-                    ),
-                }
-                y += SMALL_H + SMALL_GAP;
-            }
-        }
-        x += w + GROUP_GAP;
-    }
-    let width = x - GROUP_GAP + 40.0;
+    let height = y - 26.0 + 10.0;
+    let (xl, xr) = (x0, x0 + inner);
+    // Each strip hands out endpoints down its side so arcs do not share one.
+    let mut slots: BTreeMap<(usize, bool), usize> = BTreeMap::new();
+    let mut slot = |b: usize, right_side: bool| {
+        let (top, h) = strips[&b];
+        let k = slots.entry((b, right_side)).or_default();
+        let y = top + 24.0 + (*k as f64 * 9.0) % (h - 30.0).max(1.0);
+        *k += 1;
+        y
+    };
+    let mut labels = Labels::default();
     let mut arcs_svg = String::new();
-    let (min_y, max_y) = arcs(&mut arcs_svg, policy, graph, &centre, 40.0, 40.0 + inner);
-    let shift = (20.0 - min_y).max(0.0);
-    let body = format!("<g transform=\"translate(0,{shift:.1})\">\n{body}{arcs_svg}</g>\n");
+    let width = xr + right;
+    for ((a, b), (count, services)) in &edges {
+        let label = band_label(*count, services);
+        let stroke = (1.0 + (*count as f64).ln()).min(6.0);
+        let span = index[a].abs_diff(index[b]) as f64;
+        let (d, at, anchor) = if index[a] > index[b] {
+            let (ya, yb) = (slot(*a, false), slot(*b, false));
+            let bulge = arc_bulge(span);
+            (
+                format!(
+                    "M{xl:.1},{ya:.1} C{:.1},{ya:.1} {:.1},{yb:.1} {:.1},{yb:.1}",
+                    xl - bulge,
+                    xl - bulge,
+                    xl - 1.0
+                ),
+                (xl - bulge * 0.75 - 4.0, f64::midpoint(ya, yb)),
+                "end",
+            )
+        } else {
+            let (ya, yb) = (slot(*a, true), slot(*b, true));
+            let bulge = if a == b { 40.0 } else { arc_bulge(span) };
+            let yb = if a == b { ya + 12.0 } else { yb };
+            (
+                format!(
+                    "M{xr:.1},{ya:.1} C{:.1},{ya:.1} {:.1},{yb:.1} {:.1},{yb:.1}",
+                    xr + bulge,
+                    xr + bulge,
+                    xr + 1.0
+                ),
+                (xr + bulge * 0.75 + 4.0, f64::midpoint(ya, yb)),
+                "start",
+            )
+        };
+        let _ = writeln!(
+            arcs_svg,
+            "<path class=\"conduit group\" style=\"stroke-width:{stroke:.1}\" d=\"{d}\" marker-end=\"url(#wg-arrow-group)\"><title>{}</title></path>",
+            esc(&format!("{} to {}: {label}", BANDS[*a], BANDS[*b]))
+        );
+        let (lx, ly) = labels.place_anchored(at, anchor);
+        let _ = writeln!(
+            arcs_svg,
+            "<text class=\"label\" x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
+            ly + 3.5,
+            esc(&label)
+        );
+    }
+    body.push_str(&arcs_svg);
     Canvas {
         body,
         width,
-        height: max_y + shift + 10.0,
+        height: height.max(labels.bottom()),
     }
+}
+
+fn arc_bulge(span: f64) -> f64 {
+    30.0 + 22.0 * span
 }
 
 fn bands_only(policy: &Policy, graph: &FlowGraph) -> Canvas {
@@ -834,7 +909,7 @@ fn bands_only(policy: &Policy, graph: &FlowGraph) -> Canvas {
                 body,
                 "<text class=\"zmeta\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
                 x + 12.0,
-                64.0 + 18.0 * i as f64,
+                80.0 + 18.0 * i as f64,
                 esc(&truncate(&t, 34))
             );
         }
