@@ -167,15 +167,11 @@ fn summary(out: &mut String, e: &Evidence) {
     let s = &e.summary;
     open(out, "summary");
     out.push_str("<div class=\"cards\">\n");
-    let req = if s.requirements_failing == 0 {
-        format!("{} of {} hold", s.requirements, s.requirements)
-    } else {
-        format!(
-            "{} of {} hold",
-            s.requirements - s.requirements_failing,
-            s.requirements
-        )
-    };
+    let req = format!(
+        "{} of {} hold",
+        s.requirements - s.requirements_failing,
+        s.requirements
+    );
     for (v, l) in [
         (s.zones.to_string(), "zones (with world)"),
         (s.devices.to_string(), "inventory devices"),
