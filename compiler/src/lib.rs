@@ -13,11 +13,13 @@
 pub mod analysis;
 pub mod capacity;
 pub mod codes;
+pub mod ctlimits;
 pub mod eval;
 pub mod graph;
 pub mod image;
 pub mod lints;
 pub mod lower;
+pub mod lsp;
 pub mod model;
 pub mod mud;
 pub mod nft;

@@ -43,6 +43,14 @@ enum Command {
     /// A policy in another format: `mud` (a draft MUD file of what a zone needs).
     #[command(subcommand)]
     Export(cli::export::Command),
+    /// A language server for editors, over stdin and stdout (see docs/editors.md).
+    Lsp(cli::lsp::Args),
+    /// Write an Ed25519 key pair for signing bundles: `NAME.key` and `NAME.pub`.
+    Keygen(cli::bundle::KeygenArgs),
+    /// Compile a policy into a signed bundle that agents pull over HTTPS.
+    Bundle(cli::bundle::BundleArgs),
+    /// Check a bundle's signature, file hashes and expiry against a public key.
+    VerifyBundle(cli::bundle::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,5 +65,9 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain::run(&args),
         Command::Import(command) => cli::import::run(&command),
         Command::Export(command) => cli::export::run(&command),
+        Command::Lsp(args) => cli::lsp::run(&args),
+        Command::Keygen(args) => cli::bundle::keygen(&args),
+        Command::Bundle(args) => cli::bundle::bundle(&args),
+        Command::VerifyBundle(args) => cli::bundle::verify(&args),
     }
 }

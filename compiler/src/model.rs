@@ -87,6 +87,10 @@ pub struct Zone {
     pub isolated: bool,
     pub criticality: Option<Criticality>,
     pub description: Option<String>,
+    /// `conntrack-limit N`: at most N established tracked connections
+    /// started from this zone (`None`: the pool, or the reserve for a
+    /// life-critical zone; `docs/language.md`).
+    pub conntrack_limit: Option<u32>,
     /// The `zone` statement; `None` for `world`.
     pub origin: Option<Origin>,
     /// Inventory devices put addresses into this zone.

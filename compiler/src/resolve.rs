@@ -64,6 +64,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
         zone.description = z.description().map(str::to_owned);
         zone.devices = z.hosts().filter(|h| h.device.is_some()).count();
         zone.has_inventory = zone.devices > 0;
+        zone.conntrack_limit = z.conntrack_limit();
         zone.declared_addresses = z.prefixes().count();
         let id = u32::try_from(out.zones.len()).expect("zone count fits u32");
         for p in z.prefixes() {
@@ -310,6 +311,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             origin: origin(sources, q.span),
         });
     }
+    diags.extend(crate::ctlimits::check(policy));
     out.canonicalize();
     (out, diags)
 }

@@ -33,7 +33,7 @@ pub struct Args {
 pub struct Compiled {
     pub analysis: Analysis,
     pub image: PolicyImage,
-    /// Every file read (the evidence pack hashes them).
+    /// Every file read (the evidence pack hashes them, `bundle` packs them).
     pub sources: wardgate_lang::SourceMap,
 }
 
