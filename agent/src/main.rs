@@ -41,9 +41,12 @@ enum Command {
     Status {
         #[command(flatten)]
         client: ClientArgs,
-        /// Print the agent's JSON answer.
+        /// Print the agent's JSON answer (the same as `--format json`).
         #[arg(long)]
         json: bool,
+        /// `json` prints the agent's JSON answer, for `wardgate report --status FILE`.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+        format: StatusFormat,
     },
     /// Recompile the policy file and switch to it; on error the old policy stays (exit 1).
     Reload {
@@ -226,8 +229,12 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Run(args) => run(*args),
-        Command::Status { client, json } => call(&client, &Request::Status {}, |r| {
-            if json {
+        Command::Status {
+            client,
+            json,
+            format,
+        } => call(&client, &Request::Status {}, |r| {
+            if json || format == StatusFormat::Json {
                 println!("{}", r.result.clone().unwrap_or_default());
                 return Ok(());
             }
@@ -534,6 +541,13 @@ fn interfaces_text(names: &[String]) -> String {
     } else {
         names.join(", ")
     }
+}
+
+/// How `status` prints.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StatusFormat {
+    Human,
+    Json,
 }
 
 fn print_status(v: &Status) {

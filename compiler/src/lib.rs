@@ -24,6 +24,7 @@ pub mod model;
 pub mod mud;
 pub mod nft;
 pub mod prefix;
+pub mod reach;
 pub mod resolve;
 #[doc(hidden)]
 pub mod testutil;

@@ -29,11 +29,11 @@ enum Command {
     Compile(cli::compile::Args),
     /// Decide a connection: verdict, both zones and the deciding rule.
     Query(cli::query::Args),
-    /// The zone flow graph as Graphviz dot or Mermaid.
+    /// The zone flow graph as Graphviz dot, Mermaid or an SVG diagram.
     Graph(cli::graph::Args),
     /// What a change does to reachability: flows opened and closed, requirements broken.
     Diff(cli::diff::Args),
-    /// Exposure: reach and blast radius per zone, who reaches life-critical zones.
+    /// Exposure per zone and who reaches life-critical zones; `--format html`: the evidence pack.
     Report(cli::report::Args),
     /// What a diagnostic code means: what it reports, why, an example, the fix.
     Explain(cli::explain::Args),

@@ -102,11 +102,10 @@ pub fn bundle(args: &BundleArgs) -> ExitCode {
             return exit(EXIT_FAILURE);
         }
     };
-    let (compiled, sources) =
-        match super::compile::load_keeping_sources(&args.file, args.today, false) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+    let compiled = match super::compile::load(&args.file, args.today) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let image = compiled.image.to_bytes();
     let revision = args
         .revision
@@ -116,7 +115,7 @@ pub fn bundle(args: &BundleArgs) -> ExitCode {
         return exit(EXIT_FAILURE);
     }
     let manifest = wardgate_bundle::manifest_for(&image, revision, args.expires);
-    let mut files = source_files(&args.file, &sources);
+    let mut files = source_files(&args.file, &compiled.sources);
     files.sort();
     files.dedup_by(|a, b| a.0 == b.0);
     let bytes = match wardgate_bundle::build(&manifest, &image, &files, &key) {

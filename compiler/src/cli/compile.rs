@@ -33,6 +33,8 @@ pub struct Args {
 pub struct Compiled {
     pub analysis: Analysis,
     pub image: PolicyImage,
+    /// Every file read (the evidence pack hashes them, `bundle` packs them).
+    pub sources: wardgate_lang::SourceMap,
 }
 
 /// Loads and analyses a policy. On an I/O failure or any error, prints the
@@ -48,15 +50,6 @@ pub fn load_with(
     today: Option<Date>,
     requirement_errors_ok: bool,
 ) -> Result<Compiled, ExitCode> {
-    load_keeping_sources(file, today, requirement_errors_ok).map(|(c, _)| c)
-}
-
-/// [`load_with`], also returning every file read (`wardgate bundle` packs them).
-pub fn load_keeping_sources(
-    file: &Path,
-    today: Option<Date>,
-    requirement_errors_ok: bool,
-) -> Result<(Compiled, wardgate_lang::SourceMap), ExitCode> {
     let loaded = wardgate_lang::load(file).map_err(|e| {
         eprintln!("error: cannot read `{}`: {}", file.display(), io_reason(&e));
         exit(EXIT_FAILURE)
@@ -76,7 +69,11 @@ pub fn load_keeping_sources(
         PolicyImage::build(&analysis.policy, lowered).ok()
     });
     match image {
-        Some(image) if errors.is_empty() => Ok((Compiled { analysis, image }, loaded.sources)),
+        Some(image) if errors.is_empty() => Ok(Compiled {
+            analysis,
+            image,
+            sources: loaded.sources,
+        }),
         _ => {
             eprint!(
                 "{}",
