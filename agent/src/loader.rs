@@ -80,6 +80,25 @@ impl Program {
         Ok(Self { ebpf })
     }
 
+    /// [`Program::load`] with connection tables of other sizes than the
+    /// compiled-in ones (`established`, `unconfirmed` entries): small tables
+    /// let tests fill them.
+    pub fn load_with_conntrack(established: u32, unconfirmed: u32) -> anyhow::Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(maps::CONNTRACK, established)
+            .map_max_entries(maps::CT_UNCONFIRMED, unconfirmed)
+            .load(PROGRAM_OBJECT)
+            .context("loading the XDP object")?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .context("the object has no `wardgate` program")?
+            .try_into()?;
+        program
+            .load()
+            .context("the kernel rejected the XDP program")?;
+        Ok(Self { ebpf })
+    }
+
     /// Loads the embedded object with every map pinned under `dir` (a bpffs
     /// directory that exists): a map already pinned there is reused, with its
     /// contents (policy, connection tracking, quarantine, counters); a missing

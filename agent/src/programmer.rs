@@ -9,6 +9,7 @@
 //!    overwritten),
 //! 2. writes the image's zones, prefixes, IPv4 ranges and index (lowered by
 //!    `wardgate_compiler::v4table`), intervals and pairs into it,
+//!    and the zones' connection limits (`conntrack::write_limits`),
 //! 3. writes the config once: the other set active, the generation bumped.
 //!
 //! Until step 3 every packet uses the old policy, after it the new one; a
@@ -140,6 +141,7 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
                 .context("writing the pair table")?;
         }
     }
+    crate::conntrack::write_limits(ebpf, image, target)?;
     let next = Config {
         generation: current.generation.wrapping_add(1),
         active_set: target,

@@ -30,7 +30,7 @@ const SIZES: &[(usize, usize)] = &[
 /// life-critical, every 97th in monitor mode), `rules` rules between random
 /// zones (one in ten from a group tag, one in twenty a deny), three
 /// requirements that hold, so that compile builds an image.
-fn generate(zones: usize, rules: usize) -> String {
+pub fn generate(zones: usize, rules: usize) -> String {
     let mut seed: u64 = 0x5eed_0000 + zones as u64 * 31 + rules as u64;
     let mut rnd = move |n: usize| {
         seed = seed

@@ -55,6 +55,15 @@ pub const WHOLE_ADDRESS_SPACE: CodeInfo = CodeInfo {
 ",
 };
 
+pub const CONNTRACK_LIMITS_EXCEED_CAPACITY: CodeInfo = CodeInfo {
+    code: "WG306",
+    name: "conntrack-limits-exceed-capacity",
+    severity: Severity::Error,
+    summary: "the zones' `conntrack-limit`s add up to more than the gateway's connection table can promise",
+    explanation: "The established-connection table holds 262144 connections and never evicts one to make room. An eighth of it (32768) is kept for life-critical zones without a limit; the declared limits share the rest, and zones without a limit share what the limits leave. Limits that add up to more could not all be honoured, so a zone within its limit could find the table full. Lower the limits, or leave the item out of zones that may share the rest.",
+    example: "zone guest { networks 192.168.100.0/22 conntrack-limit 200000 }\nzone staff { networks 10.10.0.0/16 conntrack-limit 100000 }\n",
+};
+
 pub const NO_FLOW_VIOLATED: CodeInfo = CodeInfo {
     code: "WG401",
     name: "no-flow-violated",
@@ -89,6 +98,7 @@ pub const ALL: &[CodeInfo] = &[
     CAPACITY_EXCEEDED,
     EMPTY_WORLD,
     WHOLE_ADDRESS_SPACE,
+    CONNTRACK_LIMITS_EXCEED_CAPACITY,
     NO_FLOW_VIOLATED,
     NO_PATH_VIOLATED,
     REQUIREMENT_NOT_ENFORCED,

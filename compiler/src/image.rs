@@ -42,6 +42,21 @@ pub struct ImageZone {
     pub flags: u32,
     pub criticality: Option<String>,
     pub tags: Vec<String>,
+    /// `conntrack-limit`, if the zone declares one. Left out of the JSON
+    /// when absent, so images of policies without limits are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack_limit: Option<u32>,
+}
+
+impl ImageZone {
+    /// Life-critical by `criticality life-critical` or by the tag
+    /// `life-critical` (as the model says): without a `conntrack-limit`, the
+    /// zone draws on the connection table's reserve.
+    #[must_use]
+    pub fn is_life_critical(&self) -> bool {
+        self.criticality.as_deref() == Some("life-critical")
+            || self.tags.iter().any(|t| t == "life-critical")
+    }
 }
 
 /// Rule metadata: what a rule id means, for logs, metrics and `query`.
@@ -146,6 +161,7 @@ impl PolicyImage {
                     },
                 criticality: z.criticality.map(|c| c.as_str().to_owned()),
                 tags: z.tags.iter().cloned().collect(),
+                conntrack_limit: z.conntrack_limit,
             })
             .collect();
         let prefixes = prefix_entries(policy);
@@ -298,6 +314,9 @@ impl PolicyImage {
             if z.id as usize != i {
                 return invalid(format!("zone `{}` has id {} at position {i}", z.name, z.id));
             }
+            if z.conntrack_limit == Some(0) {
+                return invalid(format!("zone `{}` has a conntrack limit of 0", z.name));
+            }
             if !names.insert(z.name.as_str()) {
                 return invalid(format!("zone `{}` appears twice", z.name));
             }
@@ -307,6 +326,17 @@ impl PolicyImage {
                     z.name, z.flags
                 ));
             }
+        }
+        let limits: u64 = zones
+            .iter()
+            .filter_map(|z| z.conntrack_limit)
+            .map(u64::from)
+            .sum();
+        let max = crate::ctlimits::limitable(wardgate_common::maps::MAX_CONNECTIONS);
+        if limits > u64::from(max) {
+            return invalid(format!(
+                "the zones' conntrack limits add up to {limits}, more than {max}"
+            ));
         }
         let mut keys = Vec::with_capacity(prefixes.len());
         for (s, zone) in &prefixes {

@@ -13,16 +13,19 @@
 pub mod analysis;
 pub mod capacity;
 pub mod codes;
+pub mod ctlimits;
 pub mod discover;
 pub mod eval;
 pub mod graph;
 pub mod image;
 pub mod lints;
 pub mod lower;
+pub mod lsp;
 pub mod model;
 pub mod mud;
 pub mod nft;
 pub mod prefix;
+pub mod reach;
 pub mod resolve;
 #[doc(hidden)]
 pub mod testutil;

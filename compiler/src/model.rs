@@ -87,10 +87,16 @@ pub struct Zone {
     pub isolated: bool,
     pub criticality: Option<Criticality>,
     pub description: Option<String>,
+    /// `conntrack-limit N`: at most N established tracked connections
+    /// started from this zone (`None`: the pool, or the reserve for a
+    /// life-critical zone; `docs/language.md`).
+    pub conntrack_limit: Option<u32>,
     /// The `zone` statement; `None` for `world`.
     pub origin: Option<Origin>,
     /// Inventory devices put addresses into this zone.
     pub has_inventory: bool,
+    /// How many inventory devices are in this zone.
+    pub devices: usize,
     /// Networks and hosts written for this zone, counting those refused
     /// with an error (a prefix another zone declares first): an empty
     /// `prefixes` is then that error's consequence, not an empty zone.

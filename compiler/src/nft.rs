@@ -367,6 +367,8 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// The ruleset text. Zones' `conntrack-limit`s are not enforced by this
+    /// backend; a comment at the top names them.
     fn render(&self) -> String {
         let image = self.image;
         let mut out = String::new();
@@ -383,6 +385,20 @@ impl<'a> Renderer<'a> {
             image.rules().len(),
             image.pairs().len(),
         );
+        let limited: Vec<String> = image
+            .zones()
+            .iter()
+            .filter_map(|z| z.conntrack_limit.map(|n| format!("{} ({n})", z.name)))
+            .collect();
+        if !limited.is_empty() {
+            let _ = writeln!(
+                out,
+                "# NOT ENFORCED HERE: conntrack-limit of {}; only the XDP datapath limits
+                 # tracked connections per zone (docs/nftables.md).
+",
+                limited.join(", ")
+            );
+        }
         // Create-then-delete makes the delete succeed when the table is new;
         // the whole file is one transaction.
         let _ = writeln!(out, "table inet {TABLE} {{}}\ndelete table inet {TABLE}\n");

@@ -62,7 +62,9 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
         zone.isolated = z.is_isolated();
         zone.criticality = z.criticality();
         zone.description = z.description().map(str::to_owned);
-        zone.has_inventory = z.hosts().any(|h| h.device.is_some());
+        zone.devices = z.hosts().filter(|h| h.device.is_some()).count();
+        zone.has_inventory = zone.devices > 0;
+        zone.conntrack_limit = z.conntrack_limit();
         zone.declared_addresses = z.prefixes().count();
         let id = u32::try_from(out.zones.len()).expect("zone count fits u32");
         for p in z.prefixes() {
@@ -314,6 +316,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             origin: origin(sources, q.span),
         });
     }
+    diags.extend(crate::ctlimits::check(policy));
     out.canonicalize();
     (out, diags)
 }

@@ -63,6 +63,11 @@ macro_rules! fixture {
 fixture!(duplicate_prefix, "duplicate-prefix", "WG301");
 fixture!(empty_world, "empty-world", "WG304");
 fixture!(whole_address_space, "empty-world", "WG305");
+fixture!(
+    conntrack_limits_exceed_capacity,
+    "conntrack-limits-exceed-capacity",
+    "WG306"
+);
 fixture!(no_flow_violated, "no-flow-violated", "WG401");
 fixture!(no_path_violated, "no-path-violated", "WG402");
 fixture!(

@@ -301,6 +301,18 @@ impl Zone {
             .next_back()
     }
 
+    /// The zone's `conntrack-limit`: the last one, if any.
+    #[must_use]
+    pub fn conntrack_limit(&self) -> Option<u32> {
+        self.items
+            .iter()
+            .filter_map(|i| match i.node {
+                ZoneItem::ConntrackLimit(n) => Some(n),
+                _ => None,
+            })
+            .next_back()
+    }
+
     /// Whether the zone declares any address (networks, hosts, inventory).
     #[must_use]
     pub fn has_addresses(&self) -> bool {
@@ -324,6 +336,9 @@ pub enum ZoneItem {
     Criticality(Criticality),
     /// `description "..."` (unescaped)
     Description(String),
+    /// `conntrack-limit N`: at most N established tracked connections
+    /// started from this zone.
+    ConntrackLimit(u32),
 }
 
 /// A single address of a zone. Written in a `hosts` item, or read from an
@@ -538,6 +553,7 @@ pub const KEYWORDS: &[&str] = &[
     "isolated",
     "criticality",
     "description",
+    "conntrack-limit",
     "world",
     "any",
     "tag",

@@ -65,6 +65,7 @@ pub fn check_policy(policy: &Policy, references: bool) -> Vec<Diagnostic> {
                 ZoneItem::Mode(_) => "mode",
                 ZoneItem::Criticality(_) => "criticality",
                 ZoneItem::Description(_) => "description",
+                ZoneItem::ConntrackLimit(_) => "conntrack-limit",
                 _ => continue,
             };
             if let Some(first) = seen.get(key) {

@@ -183,6 +183,11 @@ codes! {
         explanation: "`# wardgate: allow(CODE) \"reason\"` acknowledges a warning on the next statement (or, at the end of a line, on that line). It must give a reason and name known warning or note codes; errors cannot be suppressed. A suppression with a problem acknowledges nothing.",
         example: "# wardgate: allow(WG502)\nzone a { hosts 10.0.0.1 }\n",
     }
+    INVALID_CONNTRACK_LIMIT = "WG226" "invalid-conntrack-limit" Error {
+        summary: "a `conntrack-limit` is 0 or larger than 4294967295",
+        explanation: "`conntrack-limit N` caps the connections a zone's hosts may have tracked at once; it is a count from 1 up. A zone without the item has no limit of its own and shares what the limited zones leave (see the language reference, Connection tracking).",
+        example: "zone guest { networks 192.168.100.0/22 conntrack-limit 0 }\n",
+    }
 }
 
 /// Looks a code up by its code (`WG206`) or its name (`host-bits-set`).

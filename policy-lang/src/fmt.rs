@@ -395,6 +395,7 @@ fn zone_item(item: &ZoneItem) -> String {
         ZoneItem::Isolated => "isolated".to_string(),
         ZoneItem::Criticality(c) => format!("criticality {}", c.as_str()),
         ZoneItem::Description(d) => format!("description \"{}\"", escape(d)),
+        ZoneItem::ConntrackLimit(n) => format!("conntrack-limit {n}"),
     }
 }
 

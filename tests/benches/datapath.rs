@@ -211,8 +211,18 @@ fn main() {
             let started = std::time::Instant::now();
             let mut e = Enforcer::with_image(image(&policy(prefixes, rules)));
             let load_time = started.elapsed();
-            // The connection the established case rides on.
+            // The connection the established case rides on: its SYN, and
+            // the SYN-ACK that moves it to the established table.
             assert!(e.passes(&tcp(443, tcp_flags::SYN)));
+            assert!(e.passes(&packet::ip(
+                dst,
+                src,
+                L4::Tcp {
+                    sport: 443,
+                    dport: 40000,
+                    flags: tcp_flags::SYN | tcp_flags::ACK,
+                },
+            )));
             if std::env::var_os("WARDGATE_BENCH_HOLD").is_some() {
                 eprintln!("holding for 120 s (inspect with bpftool)");
                 std::thread::sleep(Duration::from_secs(120));

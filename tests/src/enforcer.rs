@@ -49,6 +49,21 @@ impl Enforcer {
         }
     }
 
+    /// [`Enforcer::new`] with connection tables of `established` and
+    /// `unconfirmed` entries.
+    pub fn with_conntrack(source: &str, established: u32, unconfirmed: u32) -> Self {
+        let image = image(source);
+        let mut program = Program::load_with_conntrack(established, unconfirmed)
+            .expect("loading the XDP program");
+        programmer::load(program.ebpf_mut(), &image, 0).expect("programming the maps");
+        let events = EventReader::new(program.ebpf_mut()).expect("opening the event ring");
+        Self {
+            program,
+            image,
+            events,
+        }
+    }
+
     /// Switches to the policy compiled from `source` (a reload).
     pub fn reload(&mut self, source: &str) {
         self.image = image(source);

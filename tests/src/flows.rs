@@ -90,6 +90,11 @@ impl EchoSession {
         })
     }
 
+    /// Retransmitted segments of the client's socket so far.
+    pub fn retransmits(&self) -> u32 {
+        crate::flood::retransmits(&self.client)
+    }
+
     /// Sends one byte and waits until every byte sent so far came back.
     pub fn exchange(&mut self, timeout: Duration) -> Result<(), String> {
         self.client.write_all(b"x").map_err(|e| e.to_string())?;
@@ -118,7 +123,9 @@ impl EchoSession {
                 Err(e)
                     if matches!(
                         e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
                     ) => {}
                 Err(e) => return Err(e.to_string()),
             }

@@ -15,6 +15,7 @@
 
 pub mod agent;
 pub mod enforcer;
+pub mod flood;
 pub mod flows;
 pub mod netns;
 pub mod packet;

@@ -6,6 +6,7 @@
 //! - `test`: fmt check, clippy `-D warnings`, every test including the
 //!   privileged kernel tests.
 //! - `demo`: builds everything and shows wardgate's main job.
+//! - `package`: the Debian package (cargo-deb), checked with `dpkg-deb -c`.
 //! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`; `nft`
 //!   beside Aerleon; `suggest`; `fuzz`).
 //!
@@ -14,6 +15,7 @@
 
 mod bench;
 mod demo;
+mod package;
 mod setup;
 mod sh;
 mod test;
@@ -37,6 +39,8 @@ enum Command {
     Test,
     /// Build everything and run the demo.
     Demo,
+    /// Build the Debian package (target/debian/wardgate_*.deb) with cargo-deb.
+    Package,
     /// Run a benchmark: `forward` (packets per second through a veth gateway), `datapath`,
     /// or `nft` (the nftables backend beside Aerleon's aclgen).
     Bench {
@@ -56,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Test => test::run(),
         Command::Demo => demo::run(),
+        Command::Package => package::run(),
         Command::Bench { name, sizes } => bench::run(&name, &sizes),
     }
 }

@@ -25,6 +25,7 @@ mod event_writer;
 mod flow_writer;
 mod http;
 mod incident;
+mod pull;
 mod reload;
 mod timers;
 mod tracked;
@@ -109,6 +110,8 @@ pub struct Agent {
     failsafe_entries: usize,
     adopted: bool,
     started: Instant,
+    /// The bundle puller's state, when the policy is pulled.
+    pull: Option<crate::bundle_source::PullState>,
 }
 
 /// Effective capabilities of this process, from /proc.
@@ -202,6 +205,7 @@ impl Agent {
                 bail!("interface `{iface}` does not exist (in this network namespace)");
             }
         }
+        crate::bpffs::ensure_mounted(&settings.pin_path)?;
         pin::check(&settings.pin_path)?;
         let compiled = policy::compile(&settings.policy, policy::today())
             .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -287,6 +291,7 @@ impl Agent {
             failsafe_entries,
             adopted,
             started: Instant::now(),
+            pull: None,
         })
     }
 
@@ -576,17 +581,33 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
     let writer = Writer::open(&settings.events, settings.events_max_bytes)?;
     let socket = settings.control_socket.clone();
     let control_listener = bind_control(&socket)?;
+    // A pulled policy: the persisted bundle or a first download, verified,
+    // before anything is attached.
+    let puller = match &settings.source {
+        Some(source) => match pull::prepare(source) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let _ = std::fs::remove_file(&socket);
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let started = Agent::start(settings).and_then(|(agent, reader)| {
         let lock = PinLock::hold(&agent.settings.pin_path)?;
         Ok((agent, reader, lock))
     });
-    let (agent, reader, _pin_lock) = match started {
+    let (mut agent, reader, _pin_lock) = match started {
         Ok(x) => x,
         Err(e) => {
             let _ = std::fs::remove_file(&socket);
             return Err(e);
         }
     };
+    let puller = puller.map(|(state, puller)| {
+        agent.pull = Some(state);
+        puller
+    });
     let watch_files = agent.settings.watch;
     let watch_interval = agent.settings.watch_interval;
     let pin_path = agent.settings.pin_path.clone();
@@ -636,6 +657,9 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
         tasks.spawn(http::serve(ctx.clone(), listener));
     }
     tasks.spawn(reload::files_task(ctx.clone(), watch_files, watch_interval));
+    if let Some(puller) = puller {
+        tasks.spawn(pull::task(ctx.clone(), puller));
+    }
     tasks.spawn(timers::midnight(ctx.clone()));
     tasks.spawn(timers::failsafe(ctx.clone()));
     tasks.spawn(timers::signals(ctx.clone()));

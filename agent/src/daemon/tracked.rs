@@ -1,7 +1,12 @@
-//! The connection-table summary (tracked connections by state), kept by a
-//! thread of its own that walks the pinned table. The walk costs one
-//! syscall per entry (0.65 s for 262,144 entries), so it never runs under
-//! the agent's lock nor on the runtime that serves control and metrics.
+//! The connection-table summary (tracked connections by state, table and
+//! zone), kept by a thread of its own that walks the pinned tables. The walk
+//! costs one syscall per entry (0.65 s for 262,144 entries), so it never runs
+//! under the agent's lock nor on the runtime that serves control and metrics.
+//!
+//! The walk also sweeps: it removes the entries that idled out, so that the
+//! established table (which never evicts) frees the room of connections
+//! that ended without a packet to notice it. Each removal is counted against
+//! the entry's charge slot (`conntrack` module), so zone counts stay exact.
 //!
 //! `status` and a scrape ask for a fresh walk and wait for it at most
 //! [`MAX_WAIT`]; with a big table they get the previous walk's counts.
@@ -17,14 +22,13 @@ use std::{
 
 use tokio::sync::watch;
 
-use aya::maps::{HashMap, Map, MapData};
+use aya::maps::{Array, HashMap, Map, MapData};
 use wardgate_common::{
-    CT_CLOSING, CT_ESTABLISHED, CT_NEW, CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS,
-    CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS, CtEntry, CtKey, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP, maps,
+    CT_ESTABLISHED, CT_NEW, CT_SLOT_POOL, CT_SLOT_RESERVED, CtEntry, CtKey,
+    maps::{self, CT_SLOTS},
 };
 
-use crate::{eventlog::Clock, metrics::Tracked};
+use crate::{conntrack::timeout, eventlog::Clock, metrics::Tracked};
 
 use super::{Shared, lock};
 
@@ -37,6 +41,8 @@ pub const MAX_WAIT: Duration = Duration::from_millis(200);
 pub(super) struct Summary {
     done: watch::Sender<(u64, Tracked)>,
     started: AtomicU64,
+    /// Established entries the sweeps removed, since the agent started.
+    swept: AtomicU64,
     wanted: Mutex<bool>,
     wake: Condvar,
 }
@@ -46,6 +52,7 @@ impl Default for Summary {
         Self {
             done: watch::Sender::new((0, Tracked::default())),
             started: AtomicU64::new(0),
+            swept: AtomicU64::new(0),
             wanted: Mutex::new(false),
             wake: Condvar::new(),
         }
@@ -61,46 +68,99 @@ impl Summary {
         *lock(&self.wanted) = true;
         self.wake.notify_one();
         let _ = tokio::time::timeout(MAX_WAIT, rx.wait_for(|(n, _)| *n >= target)).await;
-        rx.borrow().1
+        rx.borrow().1.clone()
     }
 }
 
-/// The idle timeout of a tracked connection, as the program applies it.
-fn timeout(entry: &CtEntry, proto: u8) -> u64 {
+/// The pinned maps the walk reads and sweeps.
+struct Tables {
+    established: HashMap<MapData, CtKey, CtEntry>,
+    unconfirmed: HashMap<MapData, CtKey, CtEntry>,
+    charged: Array<MapData, u64>,
+    released: Array<MapData, u64>,
+}
+
+impl Tables {
+    fn open(pin_dir: &Path) -> anyhow::Result<Self> {
+        let open = |name: &str| -> anyhow::Result<Map> {
+            let data = MapData::from_pin(crate::pin::map_path(pin_dir, name))?;
+            Ok(Map::from_map_data(data)?)
+        };
+        Ok(Self {
+            established: HashMap::try_from(open(maps::CONNTRACK)?)?,
+            unconfirmed: HashMap::try_from(open(maps::CT_UNCONFIRMED)?)?,
+            charged: Array::try_from(open(maps::CT_CHARGED)?)?,
+            released: Array::try_from(open(maps::CT_RELEASED)?)?,
+        })
+    }
+
+    /// Counts the live entries of both tables and removes those that idled out.
+    fn walk(&mut self) -> Tracked {
+        let now = Clock::monotonic_now();
+        let mut t = Tracked::default();
+        let mut zones: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        let mut expired = Vec::new();
+        // The charge slots in use: reading all 65,538 of each array would cost a syscall each.
+        let mut slots = std::collections::BTreeSet::from([CT_SLOT_POOL, CT_SLOT_RESERVED]);
+        for (key, entry) in self.established.iter().filter_map(Result::ok) {
+            t.established_entries += 1;
+            if entry.charge != 0 {
+                slots.insert(entry.charge - 1);
+            }
+            if now.saturating_sub(entry.last_seen_ns) > timeout(&entry, key.proto) {
+                expired.push((key, entry));
+                continue;
+            }
+            *zones.entry(entry.src_zone).or_default() += 1;
+            count_state(&mut t, &entry);
+        }
+        for (key, entry) in &expired {
+            // Only a remove that succeeds accounts for the entry: the program
+            // may have removed it first (and released its charge itself).
+            if self.established.remove(key).is_ok() {
+                t.swept += 1;
+                self.release(entry);
+            }
+        }
+        let mut stale = Vec::new();
+        for (key, entry) in self.unconfirmed.iter().filter_map(Result::ok) {
+            t.unconfirmed_entries += 1;
+            if now.saturating_sub(entry.last_seen_ns) > timeout(&entry, key.proto) {
+                stale.push(key);
+                continue;
+            }
+            count_state(&mut t, &entry);
+        }
+        for key in &stale {
+            let _ = self.unconfirmed.remove(key);
+        }
+        t.per_zone = zones.into_iter().collect();
+        t.charged = crate::conntrack::charged(&self.charged, &self.released, &slots);
+        t
+    }
+
+    fn release(&mut self, entry: &CtEntry) {
+        if entry.charge == 0 || entry.charge > CT_SLOTS {
+            return;
+        }
+        let slot = entry.charge - 1;
+        if let Ok(n) = self.released.get(&slot, 0) {
+            let _ = self.released.set(slot, n.wrapping_add(1), 0);
+        }
+    }
+}
+
+fn count_state(t: &mut Tracked, entry: &CtEntry) {
     match entry.state {
-        CT_CLOSING => CT_TIMEOUT_CLOSING_NS,
-        CT_NEW => CT_TIMEOUT_NEW_NS,
-        _ if proto == IPPROTO_TCP => CT_TIMEOUT_ESTABLISHED_TCP_NS,
-        _ if matches!(proto, IPPROTO_ICMP | IPPROTO_ICMPV6) => CT_TIMEOUT_ICMP_NS,
-        _ => CT_TIMEOUT_UDP_NS,
+        CT_NEW => t.new += 1,
+        CT_ESTABLISHED => t.established += 1,
+        _ => t.closing += 1,
     }
-}
-
-/// Counts the live entries of the table.
-fn walk(table: &HashMap<MapData, CtKey, CtEntry>) -> Tracked {
-    let now = Clock::monotonic_now();
-    let mut t = Tracked::default();
-    for (key, entry) in table.iter().filter_map(Result::ok) {
-        if now.saturating_sub(entry.last_seen_ns) > timeout(&entry, key.proto) {
-            continue;
-        }
-        match entry.state {
-            CT_NEW => t.new += 1,
-            CT_ESTABLISHED => t.established += 1,
-            _ => t.closing += 1,
-        }
-    }
-    t
 }
 
 /// Starts the thread; it ends when `stop` is set.
 pub(super) fn spawn(shared: Arc<Shared>, pin_dir: &Path, stop: Arc<AtomicBool>) {
-    let path = crate::pin::map_path(pin_dir, maps::CONNTRACK);
-    let table = MapData::from_pin(&path)
-        .map_err(anyhow::Error::from)
-        .and_then(|d| Ok(Map::from_map_data(d)?))
-        .and_then(|m| Ok(HashMap::<MapData, CtKey, CtEntry>::try_from(m)?));
-    let table = match table {
+    let table = match Tables::open(pin_dir) {
         Ok(t) => t,
         Err(e) => {
             log::warn!("tracked connections will not be counted: {e:#}");
@@ -110,10 +170,13 @@ pub(super) fn spawn(shared: Arc<Shared>, pin_dir: &Path, stop: Arc<AtomicBool>) 
     let spawned = std::thread::Builder::new()
         .name("conntrack-walk".into())
         .spawn(move || {
+            let mut table = table;
             let summary = &shared.tracked;
             while !stop.load(Ordering::Relaxed) {
                 let n = summary.started.fetch_add(1, Ordering::SeqCst) + 1;
-                let t = walk(&table);
+                let mut t = table.walk();
+                let swept = summary.swept.fetch_add(t.swept, Ordering::Relaxed) + t.swept;
+                t.swept = swept;
                 summary.done.send_replace((n, t));
                 let mut wanted = lock(&summary.wanted);
                 let mut waited = Duration::ZERO;

@@ -72,7 +72,8 @@ pub(super) async fn status(shared: &Shared) -> Status {
                 + c(counter::DROP_QUARANTINE)
                 + c(counter::DROP_TRUNCATED)
                 + c(counter::DROP_MALFORMED)
-                + c(counter::DROP_FRAGMENT),
+                + c(counter::DROP_FRAGMENT)
+                + c(counter::DROP_CT_LIMIT),
             audited: c(counter::AUDIT),
             tracked_connections: tracked.new + tracked.established + tracked.closing,
             quarantined,
@@ -92,6 +93,7 @@ pub(super) async fn status(shared: &Shared) -> Status {
             entries: a.failsafe_entries,
         },
         reloads: a.reloads.clone(),
+        bundle: a.pull.as_ref().map(|p| p.status.clone()),
     }
 }
 
@@ -134,6 +136,12 @@ pub(super) async fn metrics_input(shared: &Shared) -> metrics::Input {
         last_reload_ok: a.reloads.last_error.is_none(),
         interfaces: a.links.iter().map(|l| (l.name.clone(), l.mode)).collect(),
         tracked,
+        zones: a
+            .image
+            .zones()
+            .iter()
+            .map(|z| (z.name.clone(), z.conntrack_limit))
+            .collect(),
         quarantined,
         failsafe_entries: a.failsafe_entries as u64,
         events_written_drop: events.written_drop.load(Ordering::Relaxed),
@@ -143,5 +151,6 @@ pub(super) async fn metrics_input(shared: &Shared) -> metrics::Input {
         flows_written: shared.flows.written.load(Ordering::Relaxed),
         flows_write_failed: shared.flows.failed.load(Ordering::Relaxed),
         flows_refused: shared.flows.refused.load(Ordering::Relaxed),
+        bundle: a.pull.as_ref().map(|p| p.status.clone()),
     }
 }

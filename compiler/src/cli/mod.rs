@@ -14,6 +14,7 @@ macro_rules! outln {
     };
 }
 
+pub mod bundle;
 pub mod check;
 pub mod compile;
 pub mod diff;
@@ -23,6 +24,7 @@ pub mod export;
 pub mod fmt;
 pub mod graph;
 pub mod import;
+pub mod lsp;
 pub mod observe;
 pub mod out;
 pub mod query;

@@ -38,8 +38,33 @@ pub const PAIRS: &str = "WG_PAIRS";
 /// intervals; spans point into their own set's half.
 pub const INTERVALS: &str = "WG_INTERVALS";
 
-/// `LruHashMap<CtKey, CtEntry>`: tracked connections, keyed by the initiator's tuple.
+/// `HashMap<CtKey, CtEntry>`: established connections (a reply was seen),
+/// by canonical key. A plain hash, not an LRU: nothing is ever evicted from
+/// it; entries leave when they idle out or a new policy forbids them, and an
+/// insert into a full table fails instead (see `docs/conntrack.md`).
 pub const CONNTRACK: &str = "WG_CONNTRACK";
+
+/// `LruHashMap<CtKey, CtEntry>`: unconfirmed connections (first packet
+/// allowed, no reply yet). A flood fills and evicts this table only; a reply
+/// promotes the entry into [`CONNTRACK`].
+pub const CT_UNCONFIRMED: &str = "WG_CT_UNCONFIRMED";
+
+/// `Array<u32>`, `2 * CT_SLOTS`, indexed by `set * CT_SLOTS + slot`: the
+/// connection limit of each charge slot (see [`crate::ct_slot`]). A zone's
+/// own entry is its `conntrack-limit`, [`crate::CT_LIMIT_POOL`] (0) for a
+/// zone that shares the pool, [`crate::CT_LIMIT_RESERVED`] for a
+/// life-critical zone without a limit; the [`crate::CT_SLOT_POOL`] entry is
+/// the pool's size. Written by the agent with the policy.
+pub const CT_LIMITS: &str = "WG_CT_LIMITS";
+
+/// `Array<u64>`, `CT_SLOTS`: established entries charged to each slot, as
+/// the program counts them (atomic adds when it inserts into and removes
+/// from [`CONNTRACK`]). The live count is this minus [`CT_RELEASED`].
+pub const CT_CHARGED: &str = "WG_CT_CHARGED";
+
+/// `Array<u64>`, `CT_SLOTS`: established entries of each slot that the agent
+/// removed (idle-timeout sweeps, `forget`). Only the agent writes it.
+pub const CT_RELEASED: &str = "WG_CT_RELEASED";
 
 /// `LruHashMap<FragKey, u32>`: fragmented datagrams whose first fragment passed.
 pub const FRAGMENTS: &str = "WG_FRAGMENTS";
@@ -77,8 +102,28 @@ pub const FLOW_FULL: &str = "WG_FLOW_FULL";
 
 /// Every map name the program defines; the agent and a test check the object against it.
 pub const ALL: &[&str] = &[
-    CONFIG, ZONES_0, ZONES_1, V4_INDEX, V4_RANGES, ZONE_INFO, PAIRS, INTERVALS, CONNTRACK,
-    FRAGMENTS, QUARANTINE, FAILSAFE, RULE_HITS, COUNTERS, EVENTS, EVENT_RATE, SCRATCH, FLOWS,
+    CONFIG,
+    ZONES_0,
+    ZONES_1,
+    V4_INDEX,
+    V4_RANGES,
+    ZONE_INFO,
+    PAIRS,
+    INTERVALS,
+    CONNTRACK,
+    CT_UNCONFIRMED,
+    CT_LIMITS,
+    CT_CHARGED,
+    CT_RELEASED,
+    FRAGMENTS,
+    QUARANTINE,
+    FAILSAFE,
+    RULE_HITS,
+    COUNTERS,
+    EVENTS,
+    EVENT_RATE,
+    SCRATCH,
+    FLOWS,
     FLOW_FULL,
 ];
 
@@ -91,7 +136,19 @@ pub const MAX_PAIRS: u32 = 1_048_576;
 pub const MAX_V4_RANGES: u32 = 2 * MAX_PREFIXES + (1 << 16) + 1;
 pub const MAX_INTERVALS: u32 = 1_048_576;
 pub const MAX_RULES: u32 = 131_072;
+/// Established connections ([`CONNTRACK`]).
 pub const MAX_CONNECTIONS: u32 = 262_144;
+/// Unconfirmed connections ([`CT_UNCONFIRMED`]).
+pub const MAX_UNCONFIRMED: u32 = 131_072;
+/// Established entries that only life-critical zones without a
+/// `conntrack-limit` of their own may use: the declared limits and the pool
+/// of the other zones never reach into it.
+#[must_use]
+pub const fn ct_reserve(capacity: u32) -> u32 {
+    capacity / 8
+}
+/// Charge slots: one per zone, then the pool and the reserve.
+pub const CT_SLOTS: u32 = MAX_ZONES + 2;
 /// Distinct flow keys between two drains (the agent drains every few seconds).
 pub const MAX_FLOWS: u32 = 65_536;
 pub const MAX_FRAGMENTS: u32 = 16_384;

@@ -286,6 +286,27 @@ pub const CT_TIMEOUT_UDP_NS: u64 = 120 * 1_000_000_000;
 pub const CT_TIMEOUT_ICMP_NS: u64 = 30 * 1_000_000_000;
 pub const CT_TIMEOUT_CLOSING_NS: u64 = 10 * 1_000_000_000;
 
+/// Charge slot of the zones that share the pool ([`CT_LIMIT_POOL`]).
+pub const CT_SLOT_POOL: u32 = crate::maps::MAX_ZONES;
+/// Charge slot of life-critical zones without a limit ([`CT_LIMIT_RESERVED`]).
+pub const CT_SLOT_RESERVED: u32 = crate::maps::MAX_ZONES + 1;
+/// `CT_LIMITS` value: the zone has no limit of its own and shares the pool.
+pub const CT_LIMIT_POOL: u32 = 0;
+/// `CT_LIMITS` value: a life-critical zone without a limit: it may use the
+/// reserve and whatever the table has free.
+pub const CT_LIMIT_RESERVED: u32 = u32::MAX;
+
+/// The charge slot of a zone whose `CT_LIMITS` entry is `limit`.
+#[inline(always)]
+#[must_use]
+pub const fn ct_slot(zone: u32, limit: u32) -> u32 {
+    match limit {
+        CT_LIMIT_POOL => CT_SLOT_POOL,
+        CT_LIMIT_RESERVED => CT_SLOT_RESERVED,
+        _ => zone,
+    }
+}
+
 /// A tracked connection.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -302,6 +323,10 @@ pub struct CtEntry {
     pub rule: u32,
     /// `CT_KEY_REVERSED` if the connection's initiator is the key's `dst`.
     pub flags: u32,
+    /// In the established table: the charge slot plus one (see
+    /// `maps::CT_CHARGED`); 0 in the unconfirmed table.
+    pub charge: u32,
+    pub _reserved: u32,
 }
 
 /// [`CtEntry::flags`]: the canonical key lists the connection's responder
@@ -374,11 +399,26 @@ pub mod counter {
     /// An IPv6 packet whose source or destination is IPv4-mapped
     /// (`::ffff:0:0/96`): never on a real wire, dropped as malformed.
     pub const DROP_MAPPED: u32 = 29;
+    /// A new connection whose zone is at its `conntrack-limit` (or whose
+    /// pool is full): dropped.
+    pub const DROP_CT_LIMIT: u32 = 30;
+    /// A reply could not promote its connection to the established table
+    /// (full, or the zone reached its limit meanwhile): the connection
+    /// stays unconfirmed (it still passes, but a flood may evict it).
+    pub const CT_INSERT_FAILED: u32 = 31;
+    /// Entries created in the unconfirmed table.
+    pub const CT_UNCONFIRMED_CREATED: u32 = 32;
+    /// Unconfirmed entries promoted to the established table.
+    pub const CT_PROMOTED: u32 = 33;
+    /// Unconfirmed entries removed by the program (idled out, forbidden by a new policy).
+    pub const CT_UNCONFIRMED_REMOVED: u32 = 34;
+    /// Established entries removed by the program (idled out, forbidden by a new policy).
+    pub const CT_ESTABLISHED_REMOVED: u32 = 35;
     /// Number of counters (the array's size).
-    pub const COUNT: u32 = 32;
+    pub const COUNT: u32 = 40;
 
     /// Metric-friendly names, indexed by counter id.
-    pub const NAMES: [&str; 30] = [
+    pub const NAMES: [&str; 36] = [
         "packets",
         "non_ip",
         "ipv4",
@@ -409,6 +449,12 @@ pub mod counter {
         "fast_forwarded",
         "fast_to_stack",
         "drop_mapped",
+        "drop_conntrack_limit",
+        "ct_insert_failed",
+        "ct_unconfirmed_created",
+        "ct_promoted",
+        "ct_unconfirmed_removed",
+        "ct_established_removed",
     ];
 }
 
@@ -460,7 +506,7 @@ const _: () = {
     assert!(core::mem::offset_of!(CtKey, sport) == 32);
     assert!(core::mem::offset_of!(CtKey, dport) == 34);
     assert!(core::mem::offset_of!(CtKey, proto) == 36);
-    assert!(size_of::<CtEntry>() == 32);
+    assert!(size_of::<CtEntry>() == 40);
     assert!(size_of::<FragKey>() == 40);
     assert!(size_of::<FailsafeKey>() == 20);
     assert!(size_of::<Event>() == 72);

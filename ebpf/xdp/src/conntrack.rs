@@ -1,14 +1,42 @@
 //! Connection tracking: a tracked connection passes in both directions
 //! without a policy lookup, until it idles out or a new policy generation
 //! forbids it.
+//!
+//! Two tables (`docs/conntrack.md`): a connection starts in the
+//! *unconfirmed* LRU table and moves to the *established* table at its first
+//! reply. A flood of connections that nobody answers fills and evicts the
+//! unconfirmed table only. The established table is a plain hash that never
+//! evicts: each entry is charged to a slot (its initiator's zone, the pool of
+//! zones without a limit, or the reserve of life-critical zones) when it is
+//! inserted and released when it is removed, and a zone at its
+//! `conntrack-limit` can start no new connection. The check reads the count
+//! and the insert adds to it without a lock, so concurrent inserts on other
+//! CPUs can overshoot a limit by at most one entry per other CPU.
 
 use wardgate_common::{
-    CT_CLOSING, CT_ESTABLISHED, CT_KEY_REVERSED, CT_NEW, CT_TIMEOUT_CLOSING_NS,
-    CT_TIMEOUT_ESTABLISHED_TCP_NS, CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS,
-    CtEntry, CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
+    CT_CLOSING, CT_ESTABLISHED, CT_KEY_REVERSED, CT_LIMIT_POOL, CT_LIMIT_RESERVED, CT_NEW,
+    CT_SLOT_POOL, CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS, CT_TIMEOUT_ICMP_NS,
+    CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS, CtEntry, CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_TCP, counter, ct_slot, maps::CT_SLOTS,
 };
 
-use crate::{decide::Decision, maps::CONNTRACK, parse::Packet};
+use crate::{
+    decide::Decision,
+    maps::{CONNTRACK, CT_CHARGED, CT_LIMITS, CT_RELEASED, CT_UNCONFIRMED, count},
+    parse::Packet,
+};
+
+/// `BPF_NOEXIST`: insert only if the key is not there yet.
+const BPF_NOEXIST: u64 = 1;
+/// `-EEXIST`, from an insert with [`BPF_NOEXIST`] of a key already there.
+const EEXIST: i32 = -17;
+
+/// Which table an entry lives in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Established,
+    Unconfirmed,
+}
 
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
@@ -37,11 +65,15 @@ pub fn key_of(key: &mut CtKey, p: &Packet) -> bool {
     key.canonicalize()
 }
 
-/// Finds the connection of `key` (canonical); `reversed` is what
-/// [`key_of`] returned for the packet, which gives its direction.
+/// Finds the connection of `key` (canonical), established first;
+/// `reversed` is what [`key_of`] returned for the packet, which gives its
+/// direction.
 #[inline(always)]
-pub fn lookup(key: &CtKey, reversed: bool) -> Option<(*mut CtEntry, Direction)> {
-    let entry = CONNTRACK.get_ptr_mut(key)?;
+pub fn lookup(key: &CtKey, reversed: bool) -> Option<(*mut CtEntry, Direction, Table)> {
+    let (entry, table) = match CONNTRACK.get_ptr_mut(key) {
+        Some(e) => (e, Table::Established),
+        None => (CT_UNCONFIRMED.get_ptr_mut(key)?, Table::Unconfirmed),
+    };
     // SAFETY: a pointer from a successful lookup; the entry stays valid for this run.
     let started_reversed = unsafe { (*entry).flags } & CT_KEY_REVERSED != 0;
     let dir = if started_reversed == reversed {
@@ -49,7 +81,7 @@ pub fn lookup(key: &CtKey, reversed: bool) -> Option<(*mut CtEntry, Direction)> 
     } else {
         Direction::Reply
     };
-    Some((entry, dir))
+    Some((entry, dir, table))
 }
 
 /// The first packet's source, destination and destination port of a tracked
@@ -121,8 +153,9 @@ pub fn update(e: &mut CtEntry, p: &Packet, dir: Direction, now: u64) {
     }
 }
 
-/// Starts tracking a connection the policy allowed (or audited); `reversed`
-/// is what [`key_of`] returned for its first packet.
+/// Starts tracking a connection the policy allowed (or audited), in the
+/// unconfirmed table; `reversed` is what [`key_of`] returned for its first
+/// packet.
 #[inline(always)]
 pub fn create(key: &CtKey, reversed: bool, d: &Decision, generation: u32, now: u64) {
     let entry = CtEntry {
@@ -133,13 +166,145 @@ pub fn create(key: &CtKey, reversed: bool, d: &Decision, generation: u32, now: u
         dst_zone: d.dst_zone,
         rule: d.rule,
         flags: if reversed { CT_KEY_REVERSED } else { 0 },
+        charge: 0,
+        _reserved: 0,
     };
     // A full LRU map evicts its oldest entry; an error here only means the
     // next packet is decided again.
-    let _ = CONNTRACK.insert(key, &entry, 0);
+    if CT_UNCONFIRMED.insert(key, &entry, 0).is_ok() {
+        count(counter::CT_UNCONFIRMED_CREATED);
+    }
 }
 
+/// Moves a connection that saw its reply (`e`, in the unconfirmed table)
+/// to the established table, charged to its slot. A zone at its limit or a
+/// full table leaves it where it is: it keeps passing, unprotected.
 #[inline(always)]
-pub fn remove(key: &CtKey) {
-    let _ = CONNTRACK.remove(key);
+pub fn promote(key: &CtKey, e: &CtEntry, set: u32) {
+    let Some((slot, limit)) = slot_and_limit(set, e.src_zone) else {
+        count(counter::CT_INSERT_FAILED);
+        return;
+    };
+    if limit != CT_LIMIT_RESERVED && live(slot) >= u64::from(limit) {
+        count(counter::CT_INSERT_FAILED);
+        return;
+    }
+    let entry = CtEntry {
+        last_seen_ns: e.last_seen_ns,
+        generation: e.generation,
+        state: e.state,
+        src_zone: e.src_zone,
+        dst_zone: e.dst_zone,
+        rule: e.rule,
+        flags: e.flags,
+        charge: slot + 1,
+        _reserved: 0,
+    };
+    // Charged before the insert, so a remove on another CPU never finds
+    // the slot's count below its entries.
+    add(&CT_CHARGED, slot, 1);
+    match CONNTRACK.insert(key, &entry, BPF_NOEXIST) {
+        Ok(()) => {
+            count(counter::CT_PROMOTED);
+            let _ = CT_UNCONFIRMED.remove(key);
+        }
+        Err(err) => {
+            add(&CT_CHARGED, slot, u64::MAX);
+            if err == EEXIST {
+                // Another CPU promoted it first.
+                let _ = CT_UNCONFIRMED.remove(key);
+            } else {
+                count(counter::CT_INSERT_FAILED);
+            }
+        }
+    }
+}
+
+/// Whether a new connection from `zone` may be tracked: its slot is below
+/// its limit. Life-critical zones without a limit always may (the map
+/// itself refuses when full).
+#[inline(always)]
+pub fn admit(set: u32, zone: u32) -> bool {
+    match slot_and_limit(set, zone) {
+        Some((_, CT_LIMIT_RESERVED)) => true,
+        Some((slot, limit)) => live(slot) < u64::from(limit),
+        None => false,
+    }
+}
+
+/// After a new policy decided an established connection again: moves its
+/// charge if its zone's slot changed (zone ids and limits may change with
+/// the policy).
+#[inline(always)]
+pub fn recharge(e: &mut CtEntry, set: u32) {
+    if e.charge == 0 {
+        return;
+    }
+    let Some((slot, _)) = slot_and_limit(set, e.src_zone) else {
+        return;
+    };
+    if slot + 1 != e.charge {
+        add(&CT_CHARGED, slot, 1);
+        add(&CT_CHARGED, e.charge - 1, u64::MAX);
+        e.charge = slot + 1;
+    }
+}
+
+/// Forgets a connection; `e` is its entry (read before the removal).
+#[inline(always)]
+pub fn remove(key: &CtKey, e: &CtEntry, table: Table) {
+    match table {
+        Table::Established => {
+            let charge = e.charge;
+            // Only the remove that succeeds releases the charge: exactly once.
+            if CONNTRACK.remove(key).is_ok() {
+                count(counter::CT_ESTABLISHED_REMOVED);
+                if charge != 0 {
+                    add(&CT_CHARGED, charge - 1, u64::MAX);
+                }
+            }
+        }
+        Table::Unconfirmed => {
+            if CT_UNCONFIRMED.remove(key).is_ok() {
+                count(counter::CT_UNCONFIRMED_REMOVED);
+            }
+        }
+    }
+}
+
+/// The charge slot of `zone` under table set `set`, and its limit.
+#[inline(always)]
+fn slot_and_limit(set: u32, zone: u32) -> Option<(u32, u32)> {
+    let base = set * CT_SLOTS;
+    let own = *CT_LIMITS.get(base + zone)?;
+    let slot = ct_slot(zone, own);
+    if own == CT_LIMIT_POOL {
+        Some((slot, *CT_LIMITS.get(base + CT_SLOT_POOL)?))
+    } else {
+        Some((slot, own))
+    }
+}
+
+/// Established entries charged to `slot` now.
+#[inline(always)]
+fn live(slot: u32) -> u64 {
+    let charged = CT_CHARGED.get(slot).copied().unwrap_or(0);
+    let released = CT_RELEASED.get(slot).copied().unwrap_or(0);
+    charged.wrapping_sub(released)
+}
+
+/// Adds `delta` (`u64::MAX` for minus one) to `array[index]`, atomically.
+#[inline(always)]
+fn add(array: &aya_ebpf::maps::Array<u64>, index: u32, delta: u64) {
+    if let Some(p) = array.get_ptr_mut(index) {
+        // SAFETY: a pointer into an array map's value from a successful
+        // lookup, 8-byte aligned; other CPUs touch it only with this same
+        // atomic add (`core` has no `AtomicU64::fetch_add` for BPF, but the
+        // instruction exists: `lock xadd`).
+        unsafe {
+            core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                p, delta,
+            );
+        }
+    }
 }

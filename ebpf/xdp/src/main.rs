@@ -8,9 +8,11 @@
 //! 4. later fragments pass only if their first fragment passed;
 //! 5. connection tracking (`conntrack`): a tracked connection passes both
 //!    ways; an entry from an older policy generation is decided again first;
-//!    ICMP errors quoting a tracked connection pass;
+//!    the first reply moves a connection from the unconfirmed table to the
+//!    established one; ICMP errors quoting a tracked connection pass;
 //! 6. the policy (`decide`): classify both addresses, look up the rule tables;
-//! 7. allowed: track and pass; denied by a rule: drop; denied by default:
+//! 7. allowed: track and pass (a new connection whose zone is at its
+//!    `conntrack-limit` drops); denied by a rule: drop; denied by default:
 //!    drop, or pass as an audit in monitor mode;
 //! 8. with the fast path on (`CONFIG_FAST_PATH`), a passed packet is forwarded
 //!    here (`forward`) instead of by the kernel stack, where the FIB allows.
@@ -20,8 +22,9 @@
 //! also counted per flow key (`flows`), losslessly until that map is full.
 #![no_std]
 #![no_main]
-// `atomic_xadd` for the flow counts (`flows`): BPF has the instruction but
-// core does not expose 64-bit atomics for the target.
+// `atomic_xadd` for the flow counts (`flows`) and the connection charges
+// (`conntrack`): BPF has the instruction but core does not expose 64-bit
+// atomics for the target.
 #![feature(core_intrinsics)]
 #![allow(internal_features, reason = "core_intrinsics: atomic_xadd, see above")]
 #![allow(
@@ -47,8 +50,9 @@ use aya_ebpf::{
 };
 use wardgate_common::{
     CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE,
-    Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE, counter, is_link_control_icmpv6,
+    CT_ESTABLISHED, Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP,
+    IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE, counter,
+    is_link_control_icmpv6,
 };
 
 use crate::{
@@ -156,13 +160,13 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
     let set = config.active_set;
     let p = &s.packet;
     let reversed = conntrack::key_of(&mut s.key, p);
-    if let Some((entry, dir)) = conntrack::lookup(&s.key, reversed) {
+    if let Some((entry, dir, table)) = conntrack::lookup(&s.key, reversed) {
         let key = &s.key;
-        // SAFETY: a pointer from a successful lookup in an LRU hash map; the
+        // SAFETY: a pointer from a successful lookup in a hash map; the
         // entry stays valid for this program run (RCU).
         let entry = unsafe { &mut *entry };
         if conntrack::expired(entry, key.proto, now) {
-            conntrack::remove(key);
+            conntrack::remove(key, entry, table);
         } else {
             if entry.generation != config.generation {
                 // The policy changed since this connection was allowed: decide it again.
@@ -171,15 +175,19 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
                 let port = conntrack::decision_port(key.proto, dport);
                 let d = decide::decide(set, src, dst, key.proto, port);
                 if !d.allow && !monitored(&d, config) {
-                    conntrack::remove(key);
+                    conntrack::remove(key, entry, table);
                     return deny(ctx, p, &d, config, now);
                 }
                 entry.generation = config.generation;
                 entry.rule = d.rule;
                 entry.src_zone = d.src_zone;
                 entry.dst_zone = d.dst_zone;
+                conntrack::recharge(entry, set);
             }
             conntrack::update(entry, p, dir, now);
+            if table == conntrack::Table::Unconfirmed && entry.state == CT_ESTABLISHED {
+                conntrack::promote(key, entry, set);
+            }
             count(counter::PASS_TRACKED);
             return xdp_action::XDP_PASS;
         }
@@ -197,6 +205,12 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
     let d = decide::decide(set, &p.src, &p.dst, p.proto, port);
     count_rule(d.rule);
     let audit = !d.allow && monitored(&d, config);
+    let tracks = conntrack::starts_tracking(p);
+    if tracks && (d.allow || audit) && !conntrack::admit(set, d.src_zone) {
+        count(counter::DROP_CT_LIMIT);
+        events::emit(ctx, p, &d, EVENT_DROP, counter::DROP_CT_LIMIT, config, now);
+        return xdp_action::XDP_DROP;
+    }
     flows::record(
         ctx,
         p,
@@ -217,7 +231,7 @@ fn track_or_decide(ctx: &XdpContext, s: &mut Scratch, config: &Config, now: u64)
     } else {
         return deny(ctx, p, &d, config, now);
     }
-    if conntrack::starts_tracking(p) {
+    if tracks {
         conntrack::create(&s.key, reversed, &d, config.generation, now);
     }
     xdp_action::XDP_PASS

@@ -13,8 +13,9 @@ use wardgate_common::{
     Config, Counters, CtEntry, CtKey, FailsafeKey, FragKey, Interval, PairKey, RateLimit, Span,
     V4_INDEX_ENTRIES, V4Range, WORLD_ZONE, ZoneInfo,
     maps::{
-        EVENTS_BYTES, MAX_CONNECTIONS, MAX_FAILSAFE, MAX_FRAGMENTS, MAX_INTERVALS, MAX_PAIRS,
-        MAX_PREFIXES, MAX_QUARANTINE, MAX_RULES, MAX_V4_RANGES, MAX_ZONES, V4_SEARCH_STEPS,
+        CT_SLOTS, EVENTS_BYTES, MAX_CONNECTIONS, MAX_FAILSAFE, MAX_FRAGMENTS, MAX_INTERVALS,
+        MAX_PAIRS, MAX_PREFIXES, MAX_QUARANTINE, MAX_RULES, MAX_UNCONFIRMED, MAX_V4_RANGES,
+        MAX_ZONES, V4_SEARCH_STEPS,
     },
 };
 
@@ -47,7 +48,20 @@ static PAIRS: HashMap<PairKey, Span> = HashMap::with_max_entries(2 * MAX_PAIRS, 
 static INTERVALS: Array<Interval> = Array::with_max_entries(2 * MAX_INTERVALS, 0);
 
 #[map(name = "WG_CONNTRACK")]
-pub static CONNTRACK: LruHashMap<CtKey, CtEntry> = LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
+pub static CONNTRACK: HashMap<CtKey, CtEntry> = HashMap::with_max_entries(MAX_CONNECTIONS, 0);
+
+#[map(name = "WG_CT_UNCONFIRMED")]
+pub static CT_UNCONFIRMED: LruHashMap<CtKey, CtEntry> =
+    LruHashMap::with_max_entries(MAX_UNCONFIRMED, 0);
+
+#[map(name = "WG_CT_LIMITS")]
+pub static CT_LIMITS: Array<u32> = Array::with_max_entries(2 * CT_SLOTS, 0);
+
+#[map(name = "WG_CT_CHARGED")]
+pub static CT_CHARGED: Array<u64> = Array::with_max_entries(CT_SLOTS, 0);
+
+#[map(name = "WG_CT_RELEASED")]
+pub static CT_RELEASED: Array<u64> = Array::with_max_entries(CT_SLOTS, 0);
 
 #[map(name = "WG_FRAGMENTS")]
 pub static FRAGMENTS: LruHashMap<FragKey, u32> = LruHashMap::with_max_entries(MAX_FRAGMENTS, 0);

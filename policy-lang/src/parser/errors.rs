@@ -17,7 +17,7 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
             "a statement (`zone`, `service`, `allow`, `deny`, `require`, `include` or `inventory`)"
         }
         Rule::zone_item => {
-            "a zone item (`networks`, `hosts`, `tags`, `mode`, `isolated`, `criticality`, `description`)"
+            "a zone item (`networks`, `hosts`, `tags`, `mode`, `isolated`, `criticality`, `description`, `conntrack-limit`)"
         }
         Rule::rbrace => "`}`",
         Rule::lbrace => "`{`",
@@ -63,6 +63,7 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
         Rule::kw_isolated => "`isolated`",
         Rule::kw_criticality => "`criticality`",
         Rule::kw_description => "`description`",
+        Rule::kw_conntrack_limit => "`conntrack-limit`",
         Rule::kw_world => "`world`",
         Rule::kw_any => "`any`",
         _ => return None,
@@ -81,6 +82,7 @@ fn rule_words(r: Rule) -> &'static [&'static str] {
             "isolated",
             "criticality",
             "description",
+            "conntrack-limit",
         ],
         Rule::mode_value => &["enforce", "monitor"],
         Rule::criticality_value => &["life-critical", "high", "medium", "low"],

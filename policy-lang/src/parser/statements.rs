@@ -7,6 +7,7 @@ use crate::ast::{
     Action, Criticality, Host, Include, Inventory, Mode, Node, Require, RequireKind,
     Rule as RuleStmt, Selector, Service, Statement, Zone, ZoneItem,
 };
+use crate::{codes, diagnostic::Diagnostic};
 
 impl Parser<'_> {
     pub(super) fn visit_statement(&mut self, stmt: Pair<'_, Rule>) {
@@ -211,6 +212,28 @@ impl Parser<'_> {
                     .find(|p| p.as_rule() == Rule::string)
                     .expect("description string");
                 ZoneItem::Description(self.visit_string(s).node)
+            }
+            Rule::conntrack_limit => {
+                let n = inner
+                    .into_inner()
+                    .find(|p| p.as_rule() == Rule::number)
+                    .expect("conntrack limit number");
+                let nspan = self.span_of(&n);
+                match n.as_str().parse::<u32>() {
+                    Ok(v) if v > 0 => ZoneItem::ConntrackLimit(v),
+                    _ => {
+                        self.error(
+                            Diagnostic::new(
+                                &codes::INVALID_CONNTRACK_LIMIT,
+                                nspan,
+                                format!("conntrack limit `{}` is out of range", n.as_str()),
+                            )
+                            .with_primary_label("not in 1-4294967295")
+                            .with_help("a limit counts connections: write a number from 1 up; leave the item out for no limit of the zone's own"),
+                        );
+                        return None;
+                    }
+                }
             }
             _ => return None,
         };

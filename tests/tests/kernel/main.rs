@@ -3,8 +3,10 @@
 //! Each test starts with `privilege::kernel_tests_can_run`, which prints
 //! `skipping: <reason>` without CAP_BPF/CAP_NET_ADMIN, and fails under `CI=true`.
 
+mod conntrack;
 mod differential;
 mod fastpath;
+mod flood;
 mod flows;
 mod fuzz;
 mod harness;
