@@ -12,7 +12,12 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
-use crate::{AttachMode, failsafe, pin::DEFAULT_PIN_DIR};
+use crate::{
+    AttachMode,
+    bundle_source::{self, Source, SourceFile, SourceFlags},
+    failsafe,
+    pin::DEFAULT_PIN_DIR,
+};
 
 /// Where the control socket is unless told otherwise.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/wardgate/agent.sock";
@@ -109,11 +114,17 @@ pub struct FileConfig {
     /// `false`: no per-rule series in the metrics (one per rule otherwise).
     pub rule_metrics: Option<bool>,
     pub monitor_all: Option<bool>,
+    /// Flow records of new connections as JSON lines (a file path); off when absent.
+    pub flows_log: Option<PathBuf>,
+    /// How often the kernel's flow table is drained into the flows log.
+    pub flows_interval_ms: Option<u64>,
     /// Forward allowed, tracked traffic in XDP (`CONFIG_FAST_PATH`).
     pub fast_path: Option<bool>,
     pub watch: Option<bool>,
     pub watch_interval_ms: Option<u64>,
     pub failsafe: Option<FailsafeFile>,
+    /// Pull the policy as a signed bundle instead of reading `policy:`.
+    pub source: Option<SourceFile>,
 }
 
 impl FileConfig {
@@ -145,10 +156,13 @@ pub struct Overrides {
     pub events_max_mib: Option<u64>,
     pub no_rule_metrics: bool,
     pub monitor_all: bool,
+    pub flows_log: Option<PathBuf>,
     pub fast_path: bool,
     pub no_watch: bool,
     pub no_failsafe: bool,
     pub failsafe_ports: Vec<String>,
+    /// `--bundle-url` and the other bundle flags.
+    pub source: SourceFlags,
 }
 
 /// The failsafe as resolved.
@@ -179,10 +193,16 @@ pub struct Settings {
     /// Per-rule series in the metrics.
     pub rule_metrics: bool,
     pub monitor_all: bool,
+    /// The flows log (`docs/agent.md`, "Flows log"); `None`: not written.
+    pub flows_log: Option<PathBuf>,
+    pub flows_interval: Duration,
     pub fast_path: bool,
     pub watch: bool,
     pub watch_interval: Duration,
     pub failsafe: Failsafe,
+    /// Where signed bundles come from; `policy` is then the active image in
+    /// the state directory.
+    pub source: Option<Source>,
 }
 
 impl Settings {
@@ -196,11 +216,20 @@ impl Settings {
             ),
             None => (FileConfig::default(), PathBuf::new()),
         };
-        let policy = match (flags.policy, file.policy) {
-            (Some(p), _) => p,
-            (None, Some(p)) => base.join(p),
-            (None, None) => {
-                bail!("no policy: give `--policy FILE` or `policy:` in the config file")
+        let source = bundle_source::resolve(file.source.clone(), flags.source, &base)?;
+        let policy = match (flags.policy, file.policy, &source) {
+            (Some(_), _, Some(_)) | (None, Some(_), Some(_)) => bail!(
+                "give either a policy file (`--policy`, `policy:`) or a bundle source \
+                 (`--bundle-url`, `source:`), not both"
+            ),
+            (None, None, Some(s)) => s.active_image(),
+            (Some(p), _, None) => p,
+            (None, Some(p), None) => base.join(p),
+            (None, None, None) => {
+                bail!(
+                    "no policy: give `--policy FILE` or `policy:` in the config file \
+                     (or a bundle source: `--bundle-url URL --trusted-key PUB`)"
+                )
             }
         };
         let interfaces = if flags.interfaces.is_empty() {
@@ -286,8 +315,15 @@ impl Settings {
                 .map(|m| m << 20),
             rule_metrics: !flags.no_rule_metrics && file.rule_metrics.unwrap_or(true),
             monitor_all: flags.monitor_all || file.monitor_all.unwrap_or(false),
+            flows_log: flags.flows_log.or(file.flows_log.map(|p| base.join(p))),
+            flows_interval: Duration::from_millis(
+                file.flows_interval_ms
+                    .unwrap_or(10_000)
+                    .clamp(100, 3_600_000),
+            ),
             fast_path: flags.fast_path || file.fast_path.unwrap_or(false),
-            watch: !flags.no_watch && file.watch.unwrap_or(true),
+            // A pulled policy changes by the puller only.
+            watch: source.is_none() && !flags.no_watch && file.watch.unwrap_or(true),
             watch_interval: Duration::from_millis(file.watch_interval_ms.unwrap_or(500).max(50)),
             failsafe: Failsafe {
                 enabled,
@@ -295,6 +331,7 @@ impl Settings {
                 own_addresses,
                 addresses,
             },
+            source,
         })
     }
 }
@@ -310,6 +347,31 @@ mod tests {
         assert!(s.policy.ends_with("hospital.ward"));
         assert_eq!(s.failsafe.ports, vec![22]);
         assert!(s.failsafe.own_addresses);
+    }
+
+    #[test]
+    fn fleet_example_config_pulls_bundles() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet/agent.yaml");
+        let s = Settings::resolve(Some(&path), Overrides::default()).unwrap();
+        let source = s.source.expect("a bundle source");
+        assert_eq!(
+            source.url,
+            "https://bundles.example.org/wardgate/north/policy.tar.gz"
+        );
+        assert_eq!(source.poll, Duration::from_secs(30));
+        assert_eq!(s.policy, Path::new("/var/lib/wardgate/policy.img"));
+        assert!(!s.watch, "a pulled policy is not watched");
+        // A policy file and a bundle source together are refused.
+        let err = Settings::resolve(
+            Some(&path),
+            Overrides {
+                policy: Some("p.ward".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]

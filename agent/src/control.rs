@@ -98,6 +98,9 @@ pub struct Status {
     pub counters: std::collections::BTreeMap<String, u64>,
     pub failsafe: FailsafeStatus,
     pub reloads: ReloadsStatus,
+    /// The bundle source, when the policy is pulled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<crate::bundle_source::BundleStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -280,7 +280,7 @@ impl Writer {
 
     /// Writes records, one JSON object per line, in one write. On an error
     /// nothing of the batch counts as written.
-    pub fn write(&mut self, records: &[EventRecord]) -> std::io::Result<()> {
+    pub fn write<R: Serialize>(&mut self, records: &[R]) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(records.len() * 320);
         for r in records {
             serde_json::to_writer(&mut buf, r)?;

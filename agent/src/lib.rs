@@ -8,9 +8,12 @@
 //! bpffs ([`pin`]) so that enforcement outlives it, reloads policies
 //! ([`policy`], [`programmer`]), serves a control socket ([`control`]) and
 //! Prometheus metrics ([`metrics`]), and writes drop and audit events as JSON
-//! lines ([`eventlog`]). `docs/agent.md` documents its configuration
+//! lines ([`eventlog`]). With a bundle source it pulls signed policy bundles
+//! over HTTPS ([`bundle_source`]). `docs/agent.md` documents its configuration
 //! ([`config`]) and wire formats.
 
+pub mod bpffs;
+pub mod bundle_source;
 pub mod config;
 pub mod conntrack;
 pub mod control;
@@ -18,6 +21,7 @@ pub mod daemon;
 pub mod eventlog;
 pub mod events;
 pub mod failsafe;
+pub mod flowlog;
 pub mod loader;
 pub mod metrics;
 pub mod pin;

@@ -36,14 +36,17 @@ enum Command {
     ///
     /// Stopping the agent leaves enforcement in place (maps and links are
     /// pinned); a new agent adopts it. `detach` removes it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show the policy in force, the interfaces and a counters summary.
     Status {
         #[command(flatten)]
         client: ClientArgs,
-        /// Print the agent's JSON answer.
+        /// Print the agent's JSON answer (the same as `--format json`).
         #[arg(long)]
         json: bool,
+        /// `json` prints the agent's JSON answer, for `wardgate report --status FILE`.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+        format: StatusFormat,
     },
     /// Recompile the policy file and switch to it; on error the old policy stays (exit 1).
     Reload {
@@ -157,6 +160,9 @@ struct RunArgs {
     /// No per-rule series in the metrics.
     #[arg(long)]
     no_rule_metrics: bool,
+    /// Flows log: flow records of new connections as JSON lines, appended to FILE [default: off].
+    #[arg(long, value_name = "FILE")]
+    flows_log: Option<PathBuf>,
     /// Global monitor override: every would-be drop passes as an audit.
     #[arg(long)]
     monitor_all: bool,
@@ -173,6 +179,38 @@ struct RunArgs {
     /// Failsafe TCP port to the gateway's own addresses (repeat) [default: tcp/22].
     #[arg(long, value_name = "tcp/PORT")]
     failsafe_port: Vec<String>,
+    #[command(flatten)]
+    bundle: BundleArgs,
+}
+
+/// Pulling the policy as a signed bundle (instead of `--policy`).
+#[derive(Args)]
+#[command(next_help_heading = "Bundle source")]
+struct BundleArgs {
+    /// Pull the policy as a signed bundle from this URL; `{gateway}` and `{LABEL}` are replaced.
+    #[arg(long, value_name = "URL")]
+    bundle_url: Option<String>,
+    /// The public key bundles must be signed with (from `wardgate keygen`).
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Option<PathBuf>,
+    /// How often to check for a new bundle (`30s`, `5m`), jittered [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    poll: Option<String>,
+    /// Trust this CA file (PEM) instead of the system's trust store.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// POST a JSON status here after each attempt.
+    #[arg(long, value_name = "URL")]
+    status_url: Option<String>,
+    /// This gateway's id in URLs and status reports [default: the host name].
+    #[arg(long, value_name = "ID")]
+    gateway_id: Option<String>,
+    /// A label for URLs and status reports (repeat).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Where the last activated bundle is kept [default: /var/lib/wardgate].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 const EXIT_REFUSED: u8 = 1;
@@ -193,9 +231,13 @@ fn main() -> ExitCode {
         };
     }
     match cli.command {
-        Command::Run(args) => run(args),
-        Command::Status { client, json } => call(&client, &Request::Status {}, |r| {
-            if json {
+        Command::Run(args) => run(*args),
+        Command::Status {
+            client,
+            json,
+            format,
+        } => call(&client, &Request::Status {}, |r| {
+            if json || format == StatusFormat::Json {
                 println!("{}", r.result.clone().unwrap_or_default());
                 return Ok(());
             }
@@ -350,10 +392,21 @@ fn run(args: RunArgs) -> ExitCode {
         events_max_mib: args.events_max_mib,
         no_rule_metrics: args.no_rule_metrics,
         monitor_all: args.monitor_all,
+        flows_log: args.flows_log,
         fast_path: args.fast_path,
         no_watch: args.no_watch,
         no_failsafe: args.no_failsafe,
         failsafe_ports: args.failsafe_port,
+        source: wardgate_agent::bundle_source::SourceFlags {
+            url: args.bundle.bundle_url,
+            trusted_key: args.bundle.trusted_key,
+            poll: args.bundle.poll,
+            ca_file: args.bundle.ca_file,
+            status_url: args.bundle.status_url,
+            gateway_id: args.bundle.gateway_id,
+            labels: args.bundle.labels,
+            state_dir: args.bundle.state_dir,
+        },
     };
     // Every start-up validation error exits 1, wherever it was found.
     let settings = match Settings::resolve(args.config.as_deref(), overrides) {
@@ -494,6 +547,13 @@ fn interfaces_text(names: &[String]) -> String {
     }
 }
 
+/// How `status` prints.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StatusFormat {
+    Human,
+    Json,
+}
+
 fn print_status(v: &Status) {
     let p = &v.policy;
     println!(
@@ -537,6 +597,20 @@ fn print_status(v: &Status) {
         "events       {} written, {} not written (write errors), {} lost",
         s.events_written, s.events_write_failed, s.events_lost
     );
+    if let Some(b) = &v.bundle {
+        println!(
+            "bundle       revision {} from {}, last download {}, last activation {}{}",
+            b.active_revision
+                .map_or_else(|| "none".to_owned(), |r| r.to_string()),
+            b.url,
+            b.last_download.as_deref().unwrap_or("-"),
+            b.last_activation.as_deref().unwrap_or("-"),
+            b.last_error
+                .as_deref()
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        );
+    }
     let r = &v.reloads;
     println!(
         "reloads      {} ok, {} failed{}",

@@ -70,6 +70,13 @@ pub struct Input {
     pub events_written_audit: u64,
     pub events_write_failed: u64,
     pub monitor_all: bool,
+    /// Flow records written to the flows log, not written, and new flow
+    /// keys the full kernel table refused.
+    pub flows_written: u64,
+    pub flows_write_failed: u64,
+    pub flows_refused: u64,
+    /// The bundle source, when the policy is pulled.
+    pub bundle: Option<crate::bundle_source::BundleStatus>,
 }
 
 type Labels = Vec<(String, String)>;
@@ -193,6 +200,24 @@ pub fn render(input: &Input) -> String {
         "1 if the last reload succeeded (or none failed yet), 0 if it failed",
         u64::from(input.last_reload_ok),
     );
+    counter(
+        &mut registry,
+        "wardgate_flow_records_written",
+        "Flow records written to the flows log",
+        input.flows_written,
+    );
+    counter(
+        &mut registry,
+        "wardgate_flow_records_write_failed",
+        "Flow records that could not be written to the flows log",
+        input.flows_write_failed,
+    );
+    counter(
+        &mut registry,
+        "wardgate_flow_keys_refused",
+        "New flow keys not recorded because the kernel's flow table was full",
+        input.flows_refused,
+    );
     gauge(
         &mut registry,
         "wardgate_monitor_all",
@@ -273,6 +298,26 @@ pub fn render(input: &Input) -> String {
         "Events this agent could not write to the event log (full disk, closed pipe)",
         input.events_write_failed,
     );
+
+    let capacity = Family::<Labels, Gauge>::default();
+    for (map, n) in [
+        ("conntrack", wardgate_common::maps::MAX_CONNECTIONS),
+        ("quarantine", wardgate_common::maps::MAX_QUARANTINE),
+        ("failsafe", wardgate_common::maps::MAX_FAILSAFE),
+    ] {
+        capacity
+            .get_or_create(&vec![label("map", map)])
+            .set(i64::from(n));
+    }
+    registry.register(
+        "wardgate_map_capacity",
+        "Entries each kernel map holds at most (the unconfirmed connection table evicts the least recently used when full; the established one never evicts)",
+        capacity,
+    );
+
+    if let Some(b) = &input.bundle {
+        bundle_metrics(&mut registry, b);
+    }
 
     let mut out = String::new();
     encode(&mut out, &registry).expect("encoding into a String cannot fail");
@@ -371,6 +416,79 @@ fn conntrack(registry: &mut Registry, input: &Input, c: &impl Fn(u32) -> u64) {
         "wardgate_conntrack_swept",
         "Idled-out established connections removed by this agent's sweeps",
         t.swept,
+    );
+}
+
+/// Seconds since the epoch of an RFC 3339 time (0 if none).
+fn epoch(t: Option<&str>) -> u64 {
+    t.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .and_then(|t| u64::try_from(t.as_second()).ok())
+        .unwrap_or(0)
+}
+
+/// `wardgate_bundle_*`: the bundle source's downloads, refusals and revision.
+fn bundle_metrics(registry: &mut Registry, b: &crate::bundle_source::BundleStatus) {
+    gauge(
+        registry,
+        "wardgate_bundle_active_revision",
+        "Revision of the signed bundle in force (0 before the first)",
+        b.active_revision.unwrap_or(0),
+    );
+    let downloads = Family::<Labels, Counter>::default();
+    for result in ["new", "not_modified", "error"] {
+        downloads
+            .get_or_create(&vec![label("result", result)])
+            .inc_by(b.downloads.get(result).copied().unwrap_or(0));
+    }
+    registry.register(
+        "wardgate_bundle_downloads",
+        "Bundle downloads by result: new (a bundle was received), not_modified (304), error (no answer, HTTP error)",
+        downloads,
+    );
+    let failures = Family::<Labels, Counter>::default();
+    for reason in [
+        "download",
+        "archive",
+        "signature",
+        "unknown_key",
+        "hash",
+        "manifest",
+        "expired",
+        "rollback",
+        "activation",
+    ] {
+        failures
+            .get_or_create(&vec![label("reason", reason)])
+            .inc_by(b.failures.get(reason).copied().unwrap_or(0));
+    }
+    registry.register(
+        "wardgate_bundle_failures",
+        "Bundle attempts that failed or were refused, by reason; the policy in force stays",
+        failures,
+    );
+    gauge(
+        registry,
+        "wardgate_bundle_last_success_timestamp_seconds",
+        "When the bundle server was last reached with success (a verified bundle or a 304), seconds since 1970 (0: never)",
+        epoch(b.last_download.as_deref()),
+    );
+    gauge(
+        registry,
+        "wardgate_bundle_last_activation_timestamp_seconds",
+        "When this agent last switched to a new bundle revision, seconds since 1970 (0: not since it started)",
+        epoch(b.last_activation.as_deref()),
+    );
+    gauge(
+        registry,
+        "wardgate_bundle_expiry_timestamp_seconds",
+        "When the bundle in force expires, seconds since 1970 (0: no expiry)",
+        epoch(b.active_expires.as_deref()),
+    );
+    gauge(
+        registry,
+        "wardgate_bundle_last_attempt_success",
+        "1 if the last bundle attempt succeeded (or none failed yet), 0 if it failed",
+        u64::from(b.last_error.is_none()),
     );
 }
 

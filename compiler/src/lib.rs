@@ -14,6 +14,7 @@ pub mod analysis;
 pub mod capacity;
 pub mod codes;
 pub mod ctlimits;
+pub mod discover;
 pub mod eval;
 pub mod graph;
 pub mod image;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod mud;
 pub mod nft;
 pub mod prefix;
+pub mod reach;
 pub mod resolve;
 #[doc(hidden)]
 pub mod testutil;

@@ -29,11 +29,11 @@ enum Command {
     Compile(cli::compile::Args),
     /// Decide a connection: verdict, both zones and the deciding rule.
     Query(cli::query::Args),
-    /// The zone flow graph as Graphviz dot or Mermaid.
+    /// The zone flow graph as Graphviz dot, Mermaid or an SVG diagram.
     Graph(cli::graph::Args),
     /// What a change does to reachability: flows opened and closed, requirements broken.
     Diff(cli::diff::Args),
-    /// Exposure: reach and blast radius per zone, who reaches life-critical zones.
+    /// Exposure per zone and who reaches life-critical zones; `--format html`: the evidence pack.
     Report(cli::report::Args),
     /// What a diagnostic code means: what it reports, why, an example, the fix.
     Explain(cli::explain::Args),
@@ -43,8 +43,18 @@ enum Command {
     /// A policy in another format: `mud` (a draft MUD file of what a zone needs).
     #[command(subcommand)]
     Export(cli::export::Command),
+    /// Allow rules from observed traffic (flows logs, captures), with evidence, proved against the requirements.
+    Suggest(cli::suggest::Args),
+    /// The policy against observed traffic: unused rules, drops and audits by zone pair, expiring rules in use.
+    Drift(cli::drift::Args),
     /// A language server for editors, over stdin and stdout (see docs/editors.md).
     Lsp(cli::lsp::Args),
+    /// Write an Ed25519 key pair for signing bundles: `NAME.key` and `NAME.pub`.
+    Keygen(cli::bundle::KeygenArgs),
+    /// Compile a policy into a signed bundle that agents pull over HTTPS.
+    Bundle(cli::bundle::BundleArgs),
+    /// Check a bundle's signature, file hashes and expiry against a public key.
+    VerifyBundle(cli::bundle::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +69,11 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain::run(&args),
         Command::Import(command) => cli::import::run(&command),
         Command::Export(command) => cli::export::run(&command),
+        Command::Suggest(args) => cli::suggest::run(&args),
+        Command::Drift(args) => cli::drift::run(&args),
         Command::Lsp(args) => cli::lsp::run(&args),
+        Command::Keygen(args) => cli::bundle::keygen(&args),
+        Command::Bundle(args) => cli::bundle::bundle(&args),
+        Command::VerifyBundle(args) => cli::bundle::verify(&args),
     }
 }

@@ -95,6 +95,8 @@ pub struct Zone {
     pub origin: Option<Origin>,
     /// Inventory devices put addresses into this zone.
     pub has_inventory: bool,
+    /// How many inventory devices are in this zone.
+    pub devices: usize,
     /// Networks and hosts written for this zone, counting those refused
     /// with an error (a prefix another zone declares first): an empty
     /// `prefixes` is then that error's consequence, not an empty zone.
@@ -286,6 +288,9 @@ pub struct ServiceDef {
     pub name: String,
     pub origin: Origin,
     pub uses: u32,
+    /// What it expands to, sorted (empty when it cannot be expanded: the
+    /// language crate reports why).
+    pub atoms: Vec<ServiceAtom>,
 }
 
 /// The resolved policy.

@@ -62,8 +62,9 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
         zone.isolated = z.is_isolated();
         zone.criticality = z.criticality();
         zone.description = z.description().map(str::to_owned);
+        zone.devices = z.hosts().filter(|h| h.device.is_some()).count();
+        zone.has_inventory = zone.devices > 0;
         zone.conntrack_limit = z.conntrack_limit();
-        zone.has_inventory = z.hosts().any(|h| h.device.is_some());
         zone.declared_addresses = z.prefixes().count();
         let id = u32::try_from(out.zones.len()).expect("zone count fits u32");
         for p in z.prefixes() {
@@ -192,6 +193,7 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
             name: s.name.node.clone(),
             origin: origin(sources, s.name.span),
             uses: 0,
+            atoms: Vec::new(),
         });
     }
     let mut uses = vec![0u32; out.services.len()];
@@ -295,6 +297,10 @@ pub fn resolve(policy: &ast::Policy, sources: &SourceMap) -> (Policy, Vec<Diagno
     }
     for (def, n) in out.services.iter_mut().zip(uses) {
         def.uses = n;
+    }
+    let mut scratch = vec![0u32; out.services.len()];
+    for (i, d) in defs.iter().enumerate() {
+        out.services[i].atoms = expand(&d.atoms, &mut scratch).unwrap_or_default();
     }
 
     // Requirements.

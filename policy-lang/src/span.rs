@@ -175,6 +175,13 @@ impl SourceMap {
         &self.file(id).text
     }
 
+    /// Every file's path and text, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.files
+            .iter()
+            .map(|f| (f.path.as_path(), f.text.as_str()))
+    }
+
     /// The source text a span covers.
     #[must_use]
     pub fn snippet(&self, span: Span) -> &str {

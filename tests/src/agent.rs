@@ -190,6 +190,22 @@ pub struct Launch {
     pub tmpfs: Option<(PathBuf, String)>,
     /// The event log, instead of one in the test's directory.
     pub events: Option<PathBuf>,
+    /// A command the agent runs under, between `nsenter` and the agent
+    /// (`capsh --drop=... -- -c 'exec "$0" "$@"'`): it must exec its arguments.
+    pub wrapper: Vec<String>,
+}
+
+/// `nsenter NS AGENT ARGS...` as `nsenter NS WRAPPER... AGENT ARGS...`.
+fn wrap(cmd: Command, wrapper: &[String]) -> Command {
+    if wrapper.is_empty() {
+        return cmd;
+    }
+    let mut args: Vec<std::ffi::OsString> =
+        cmd.get_args().map(std::ffi::OsStr::to_os_string).collect();
+    let ns = args.remove(0);
+    let mut wrapped = Command::new(cmd.get_program());
+    wrapped.arg(ns).args(wrapper).args(args);
+    wrapped
 }
 
 /// A running agent.
@@ -228,17 +244,20 @@ impl Agent {
         let log = dir.path.join(format!("{name}.log"));
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{}", gateway.name()));
-        cmd.arg(binary())
-            .arg("run")
-            .arg("--policy")
-            .arg(policy)
-            .arg("--pin-path")
+        cmd.arg(binary()).arg("run");
+        // An empty policy path: the agent gets its policy otherwise (a bundle source).
+        if !policy.as_os_str().is_empty() {
+            cmd.arg("--policy").arg(policy);
+        }
+        cmd.arg("--pin-path")
             .arg(&pins.path)
             .arg("--control-socket")
             .arg(&socket)
             .arg("--events")
-            .arg(&events)
-            .args(["--metrics", METRICS]);
+            .arg(&events);
+        if !extra.contains(&"--metrics") {
+            cmd.args(["--metrics", METRICS]);
+        }
         for iface in ifaces {
             cmd.args(["--iface", iface]);
         }
@@ -286,6 +305,7 @@ impl Agent {
             extra,
             launch.events.as_deref(),
         );
+        let cmd = wrap(cmd, &launch.wrapper);
         let mut cmd = match &launch.tmpfs {
             None => cmd,
             Some((mount_dir, size)) => {
@@ -369,7 +389,7 @@ impl Agent {
         extra: &[&str],
         launch: &Launch,
     ) -> Failed {
-        let (mut cmd, socket, _, _) = Self::command(
+        let (cmd, socket, _, _) = Self::command(
             gateway,
             dir,
             pins,
@@ -378,6 +398,7 @@ impl Agent {
             extra,
             launch.events.as_deref(),
         );
+        let mut cmd = wrap(cmd, &launch.wrapper);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

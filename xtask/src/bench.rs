@@ -12,6 +12,9 @@
 //!   generated policies: compile time, peak memory, `nft -c -f` time, and
 //!   whether wardgate's loaded maps read back exactly (`bench/aerleon/run.sh`,
 //!   results in `bench/nftables.md`); writes `target/bench/nft/results.tsv`.
+//! - `suggest`: `wardgate suggest` on generated flows logs (2 and 4 million
+//!   records) and a 1 GB pcap over the same flow keys: records per second
+//!   and peak memory (`bench/discovery/run.sh`, results in `bench/discovery.md`).
 //! - `fuzz`: the parser fuzz test (`tests/tests/kernel/fuzz.rs`) with
 //!   1,000,000 frames instead of the test suite's 50,000
 //!   (`WARDGATE_FUZZ_FRAMES` and `WARDGATE_FUZZ_SEED` override).
@@ -29,8 +32,11 @@ pub fn run(name: &str, args: &[String]) -> anyhow::Result<()> {
         "datapath" => datapath(),
         "nft" => nft(args),
         "fuzz" => fuzz(),
+        "suggest" => suggest(),
         other => {
-            bail!("unknown benchmark `{other}` (expected `forward`, `datapath`, `nft` or `fuzz`)")
+            bail!(
+                "unknown benchmark `{other}` (expected `forward`, `datapath`, `nft`, `suggest` or `fuzz`)"
+            )
         }
     }
 }
@@ -105,6 +111,39 @@ fn datapath() -> anyhow::Result<()> {
         "--bench",
         "datapath",
     ])
+}
+
+fn suggest() -> anyhow::Result<()> {
+    sh::cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "wardgate-compiler",
+        "--bin",
+        "wardgate",
+        "--example",
+        "discover_gen",
+    ])?;
+    let root = sh::root();
+    let target = root.join("target/release");
+    let script = root.join("bench/discovery/run.sh");
+    sh::run_env(
+        script.to_str().unwrap_or("bench/discovery/run.sh"),
+        &[],
+        &[
+            (
+                "WARDGATE",
+                target.join("wardgate").to_str().unwrap_or_default(),
+            ),
+            (
+                "GEN",
+                target
+                    .join("examples/discover_gen")
+                    .to_str()
+                    .unwrap_or_default(),
+            ),
+        ],
+    )
 }
 
 fn fuzz() -> anyhow::Result<()> {

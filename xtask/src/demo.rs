@@ -7,7 +7,9 @@
 //! `wardgate-agent` on `examples/hospital.ward`, tries allowed and forbidden
 //! connections and prints what passed with the rule that decided
 //! (`wardgate query`), then shows the event log, metrics and a quarantine,
-//! and cleans up. Cleanup also happens on Ctrl-C or an error: a guardian
+//! writes the hospital's evidence pack (`wardgate report --format html`, with
+//! the agent's status) to `target/wardgate-demo/hospital-report.html`, and
+//! cleans up. Cleanup also happens on Ctrl-C or an error: a guardian
 //! process (in its own session) waits for this one to end and removes
 //! whatever is left (it only touches the demo's own namespaces, pin
 //! directory and files).
@@ -297,6 +299,7 @@ pub fn run() -> anyhow::Result<()> {
     for line in status.lines() {
         println!("  {line}");
     }
+    let report = evidence_pack(&wardgate, &agent_bin, &root, &target)?;
     let failures = results
         .iter()
         .filter(|r| r.passed != r.flow.allowed)
@@ -310,9 +313,59 @@ pub fn run() -> anyhow::Result<()> {
         bail!("{failures} connection(s) did not behave as the policy says");
     }
     println!(
+        "The hospital's evidence pack (open it in a browser, print it to PDF): {}",
+        report.display()
+    );
+    println!(
         "Next: `wardgate check examples/hospital.ward`, docs/agent.md to run the agent on a gateway."
     );
     Ok(())
+}
+
+/// Writes the hospital's evidence pack with the running agent's status as
+/// enforcement evidence, under `target/wardgate-demo/` (the demo's work
+/// directory is removed at the end), and returns its path.
+fn evidence_pack(
+    wardgate: &Path,
+    agent: &Path,
+    root: &Path,
+    target: &Path,
+) -> anyhow::Result<PathBuf> {
+    let dir = target.join("wardgate-demo");
+    std::fs::create_dir_all(&dir)?;
+    let status = quiet(
+        agent.to_str().unwrap_or("wardgate-agent"),
+        &[
+            "status",
+            "--format",
+            "json",
+            "--socket",
+            &format!("{WORK}/agent.sock"),
+        ],
+    )?;
+    let status_file = dir.join("gateway-status.json");
+    std::fs::write(&status_file, status)?;
+    let report = dir.join("hospital-report.html");
+    println!(
+        "
+evidence pack: `wardgate report {POLICY} --format html --status {}`",
+        status_file.display()
+    );
+    let out = Command::new(wardgate)
+        .current_dir(root)
+        .args(["report", POLICY, "--format", "html", "--status"])
+        .arg(&status_file)
+        .arg("-o")
+        .arg(&report)
+        .output()
+        .context("running `wardgate report`")?;
+    if !out.status.success() {
+        bail!(
+            "`wardgate report` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(report)
 }
 
 /// A process in its own session that removes the demo's leftovers once this

@@ -6,14 +6,16 @@
 //! - `test`: fmt check, clippy `-D warnings`, every test including the
 //!   privileged kernel tests.
 //! - `demo`: builds everything and shows wardgate's main job.
+//! - `package`: the Debian package (cargo-deb), checked with `dpkg-deb -c`.
 //! - `bench NAME`: a benchmark that needs root (`forward`; `datapath`; `nft`
-//!   beside Aerleon; `fuzz`).
+//!   beside Aerleon; `suggest`; `fuzz`).
 //!
 //! Every command runs the parts of `setup` it needs first.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod demo;
+mod package;
 mod setup;
 mod sh;
 mod test;
@@ -37,10 +39,12 @@ enum Command {
     Test,
     /// Build everything and run the demo.
     Demo,
+    /// Build the Debian package (target/debian/wardgate_*.deb) with cargo-deb.
+    Package,
     /// Run a benchmark: `forward` (packets per second through a veth gateway), `datapath`,
     /// or `nft` (the nftables backend beside Aerleon's aclgen).
     Bench {
-        /// Which benchmark: `forward`, `datapath`, `nft` or `fuzz` (1,000,000 frames through the parser).
+        /// Which benchmark: `forward`, `datapath`, `nft`, `suggest` or `fuzz` (1,000,000 frames through the parser).
         name: String,
         /// For `nft`: the zone counts to run (default 10 100 1000 10000).
         sizes: Vec<String>,
@@ -56,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Test => test::run(),
         Command::Demo => demo::run(),
+        Command::Package => package::run(),
         Command::Bench { name, sizes } => bench::run(&name, &sizes),
     }
 }

@@ -12,8 +12,9 @@
 //! watcher and retries), [`incident`] (quarantine), [`views`] (status and
 //! metrics input), [`control_server`] (the control socket), [`http`] (the
 //! metrics server), [`timers`] (signals, midnight, failsafe refresh),
-//! [`event_writer`] (the event log, on its own thread) and [`tracked`] (the
-//! connection-table summary, on its own thread).
+//! [`event_writer`] (the event log, on its own thread), [`flow_writer`] (the
+//! flows log, on its own thread) and [`tracked`] (the connection-table
+//! summary, on its own thread).
 //!
 //! Locking: one `Mutex<Agent>` held only for short map operations; the event
 //! writer and the connection-table walk never take it, so incident commands
@@ -21,8 +22,10 @@
 
 mod control_server;
 mod event_writer;
+mod flow_writer;
 mod http;
 mod incident;
+mod pull;
 mod reload;
 mod timers;
 mod tracked;
@@ -107,6 +110,8 @@ pub struct Agent {
     failsafe_entries: usize,
     adopted: bool,
     started: Instant,
+    /// The bundle puller's state, when the policy is pulled.
+    pull: Option<crate::bundle_source::PullState>,
 }
 
 /// Effective capabilities of this process, from /proc.
@@ -200,6 +205,7 @@ impl Agent {
                 bail!("interface `{iface}` does not exist (in this network namespace)");
             }
         }
+        crate::bpffs::ensure_mounted(&settings.pin_path)?;
         pin::check(&settings.pin_path)?;
         let compiled = policy::compile(&settings.policy, policy::today())
             .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -285,6 +291,7 @@ impl Agent {
             failsafe_entries,
             adopted,
             started: Instant::now(),
+            pull: None,
         })
     }
 
@@ -433,6 +440,7 @@ pub(super) struct Shared {
     /// Images by generation, for naming zones and rules in events.
     images: Mutex<Images>,
     events: event_writer::Stats,
+    flows: flow_writer::Stats,
     tracked: tracked::Summary,
 }
 
@@ -573,20 +581,38 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
     let writer = Writer::open(&settings.events, settings.events_max_bytes)?;
     let socket = settings.control_socket.clone();
     let control_listener = bind_control(&socket)?;
+    // A pulled policy: the persisted bundle or a first download, verified,
+    // before anything is attached.
+    let puller = match &settings.source {
+        Some(source) => match pull::prepare(source) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let _ = std::fs::remove_file(&socket);
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let started = Agent::start(settings).and_then(|(agent, reader)| {
         let lock = PinLock::hold(&agent.settings.pin_path)?;
         Ok((agent, reader, lock))
     });
-    let (agent, reader, _pin_lock) = match started {
+    let (mut agent, reader, _pin_lock) = match started {
         Ok(x) => x,
         Err(e) => {
             let _ = std::fs::remove_file(&socket);
             return Err(e);
         }
     };
+    let puller = puller.map(|(state, puller)| {
+        agent.pull = Some(state);
+        puller
+    });
     let watch_files = agent.settings.watch;
     let watch_interval = agent.settings.watch_interval;
     let pin_path = agent.settings.pin_path.clone();
+    let flows_log = agent.settings.flows_log.clone();
+    let flows_interval = agent.settings.flows_interval;
     let mut images = Images::default();
     images.push(agent.generation, agent.image.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -595,6 +621,7 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
             agent: Mutex::new(agent),
             images: Mutex::new(images),
             events: event_writer::Stats::default(),
+            flows: flow_writer::Stats::default(),
             tracked: tracked::Summary::default(),
         }),
         reloading: Arc::new(tokio::sync::Mutex::new(())),
@@ -610,6 +637,19 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
         stop_threads.clone(),
     )?;
     tracked::spawn(ctx.shared.clone(), &pin_path, stop_threads.clone());
+    let flows_thread = match flows_log {
+        Some(path) => Some(
+            flow_writer::spawn(
+                ctx.shared.clone(),
+                &pin_path,
+                path.clone(),
+                flows_interval,
+                stop_threads.clone(),
+            )
+            .with_context(|| format!("cannot start the flows log `{}`", path.display()))?,
+        ),
+        None => None,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(control_server::serve(ctx.clone(), control_listener));
     if let Some(listener) = metrics_listener {
@@ -617,6 +657,9 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
         tasks.spawn(http::serve(ctx.clone(), listener));
     }
     tasks.spawn(reload::files_task(ctx.clone(), watch_files, watch_interval));
+    if let Some(puller) = puller {
+        tasks.spawn(pull::task(ctx.clone(), puller));
+    }
     tasks.spawn(timers::midnight(ctx.clone()));
     tasks.spawn(timers::failsafe(ctx.clone()));
     tasks.spawn(timers::signals(ctx.clone()));
@@ -628,6 +671,9 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
     // The event writer drains what is left, then stops.
     stop_threads.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    if let Some(t) = flows_thread {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
     let _ = std::fs::remove_file(&socket);
     if pin::has_maps(&pin_path) {
         log::info!(

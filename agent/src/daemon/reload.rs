@@ -36,8 +36,18 @@ impl Ctx {
     /// Compiles the policy file and switches to it; the policy in force
     /// stays on any error.
     pub(super) async fn reload(&self, trigger: &str) -> Result<ReloadResult, String> {
+        self.reload_from(None, trigger).await
+    }
+
+    /// [`Ctx::reload`] from `file` instead of the configured policy file
+    /// (the bundle puller's candidate image).
+    pub(super) async fn reload_from(
+        &self,
+        file: Option<std::path::PathBuf>,
+        trigger: &str,
+    ) -> Result<ReloadResult, String> {
         let _guard = self.reloading.lock().await;
-        let path = self.agent().settings.policy.clone();
+        let path = file.unwrap_or_else(|| self.agent().settings.policy.clone());
         let mut attempt = 0;
         loop {
             attempt += 1;

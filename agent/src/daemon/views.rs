@@ -93,6 +93,7 @@ pub(super) async fn status(shared: &Shared) -> Status {
             entries: a.failsafe_entries,
         },
         reloads: a.reloads.clone(),
+        bundle: a.pull.as_ref().map(|p| p.status.clone()),
     }
 }
 
@@ -147,5 +148,9 @@ pub(super) async fn metrics_input(shared: &Shared) -> metrics::Input {
         events_written_audit: events.written_audit.load(Ordering::Relaxed),
         events_write_failed: events.failed.load(Ordering::Relaxed),
         monitor_all: a.settings.monitor_all,
+        flows_written: shared.flows.written.load(Ordering::Relaxed),
+        flows_write_failed: shared.flows.failed.load(Ordering::Relaxed),
+        flows_refused: shared.flows.refused.load(Ordering::Relaxed),
+        bundle: a.pull.as_ref().map(|p| p.status.clone()),
     }
 }

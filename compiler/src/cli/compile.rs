@@ -33,6 +33,8 @@ pub struct Args {
 pub struct Compiled {
     pub analysis: Analysis,
     pub image: PolicyImage,
+    /// Every file read (the evidence pack hashes them, `bundle` packs them).
+    pub sources: wardgate_lang::SourceMap,
 }
 
 /// Loads and analyses a policy. On an I/O failure or any error, prints the
@@ -67,7 +69,11 @@ pub fn load_with(
         PolicyImage::build(&analysis.policy, lowered).ok()
     });
     match image {
-        Some(image) if errors.is_empty() => Ok(Compiled { analysis, image }),
+        Some(image) if errors.is_empty() => Ok(Compiled {
+            analysis,
+            image,
+            sources: loaded.sources,
+        }),
         _ => {
             eprint!(
                 "{}",

@@ -1,4 +1,5 @@
-//! `wardgate graph FILE --format dot|mermaid`: the zone flow graph.
+//! `wardgate graph FILE --format dot|mermaid|svg`: the zone flow graph; `svg`
+//! is the evidence pack's zone-and-conduit diagram, drawn by wardgate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 use wardgate_compiler::views;
 use wardgate_lang::date::Date;
 
-use super::{EXIT_OK, exit, parse_date};
+use super::parse_date;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -15,6 +16,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Dot)]
     pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
     #[arg(long, value_parser = parse_date, value_name = "DATE")]
     pub today: Option<Date>,
@@ -24,6 +28,7 @@ pub struct Args {
 pub enum Format {
     Dot,
     Mermaid,
+    Svg,
 }
 
 pub fn run(args: &Args) -> ExitCode {
@@ -35,7 +40,11 @@ pub fn run(args: &Args) -> ExitCode {
     let out = match args.format {
         Format::Dot => views::graph::dot(&c.analysis.policy, graph),
         Format::Mermaid => views::graph::mermaid(&c.analysis.policy, graph),
+        Format::Svg => views::evidence::svg::document(
+            &c.analysis.policy,
+            graph,
+            Some(args.today.unwrap_or_else(Date::today_utc)),
+        ),
     };
-    out!("{out}");
-    exit(EXIT_OK)
+    super::report::emit(args.output.as_deref(), &out)
 }

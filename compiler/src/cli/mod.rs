@@ -14,18 +14,22 @@ macro_rules! outln {
     };
 }
 
+pub mod bundle;
 pub mod check;
 pub mod compile;
 pub mod diff;
+pub mod drift;
 pub mod explain;
 pub mod export;
 pub mod fmt;
 pub mod graph;
 pub mod import;
 pub mod lsp;
+pub mod observe;
 pub mod out;
 pub mod query;
 pub mod report;
+pub mod suggest;
 
 use std::process::ExitCode;
 

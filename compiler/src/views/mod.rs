@@ -4,6 +4,7 @@
 //! (serde) or Markdown; the CLI only picks the format.
 
 pub mod diff;
+pub mod evidence;
 pub mod graph;
 pub mod report;
 

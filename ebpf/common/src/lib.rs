@@ -17,7 +17,9 @@
 //!   [`maps::ALL`].
 #![no_std]
 
+pub mod flows;
 pub mod maps;
 pub mod types;
 
+pub use flows::*;
 pub use types::*;

@@ -91,6 +91,15 @@ pub const SCRATCH: &str = "WG_SCRATCH";
 /// `PerCpuArray<RateLimit>`, one entry: the per-CPU event token bucket.
 pub const EVENT_RATE: &str = "WG_EVENT_RATE";
 
+/// `HashMap<FlowKey, FlowValue>`: flow records of new connections, drained
+/// (read, then deleted) by the agent. A plain hash, not an LRU: a full map
+/// refuses new keys (counted in `FLOW_FULL`) instead of silently evicting
+/// records not yet drained.
+pub const FLOWS: &str = "WG_FLOWS";
+
+/// `PerCpuArray<u64>`, one entry: new keys refused because `FLOWS` was full.
+pub const FLOW_FULL: &str = "WG_FLOW_FULL";
+
 /// Every map name the program defines; the agent and a test check the object against it.
 pub const ALL: &[&str] = &[
     CONFIG,
@@ -114,6 +123,8 @@ pub const ALL: &[&str] = &[
     EVENTS,
     EVENT_RATE,
     SCRATCH,
+    FLOWS,
+    FLOW_FULL,
 ];
 
 /// Capacities. The compiler checks a policy against these before anything
@@ -138,6 +149,8 @@ pub const fn ct_reserve(capacity: u32) -> u32 {
 }
 /// Charge slots: one per zone, then the pool and the reserve.
 pub const CT_SLOTS: u32 = MAX_ZONES + 2;
+/// Distinct flow keys between two drains (the agent drains every few seconds).
+pub const MAX_FLOWS: u32 = 65_536;
 pub const MAX_FRAGMENTS: u32 = 16_384;
 pub const MAX_QUARANTINE: u32 = 65_536;
 pub const MAX_FAILSAFE: u32 = 1_024;

@@ -299,14 +299,11 @@ fn add(array: &aya_ebpf::maps::Array<u64>, index: u32, delta: u64) {
     if let Some(p) = array.get_ptr_mut(index) {
         // SAFETY: a pointer into an array map's value from a successful
         // lookup, 8-byte aligned; other CPUs touch it only with this same
-        // atomic add. (`core` offers no atomic add on this target: its
-        // atomics lack compare-and-swap, so it is written out.)
+        // atomic add (`core` has no `AtomicU64::fetch_add` for BPF, but the
+        // instruction exists: `lock xadd`).
         unsafe {
-            core::arch::asm!(
-                "lock *(u64 *)({p} + 0) += {d}",
-                p = in(reg) p,
-                d = in(reg) delta,
-                options(nostack),
+            core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                p, delta,
             );
         }
     }

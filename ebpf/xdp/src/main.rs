@@ -18,9 +18,16 @@
 //!    here (`forward`) instead of by the kernel stack, where the FIB allows.
 //!
 //! Every verdict is counted (per-CPU) and drops and audits go to a
-//! rate-limited ring buffer (`events`).
+//! rate-limited ring buffer (`events`); each policy decision of step 6 is
+//! also counted per flow key (`flows`), losslessly until that map is full.
 #![no_std]
 #![no_main]
+// `atomic_xadd` for the flow counts (`flows`) and the connection charges
+// (`conntrack`): BPF has the instruction but core does not expose 64-bit
+// atomics for the target.
+#![feature(core_intrinsics)]
+#![allow(internal_features, reason = "core_intrinsics: atomic_xadd, see above")]
+// Inline BPF assembly for one-instruction word loads (`load`).
 #![feature(asm_experimental_arch)]
 #![allow(
     unsafe_code,
@@ -34,6 +41,7 @@
 mod conntrack;
 mod decide;
 mod events;
+mod flows;
 mod forward;
 mod load;
 mod maps;
@@ -207,19 +215,28 @@ fn track_or_decide(
     };
     let d = decide::decide(set, &p.src, &p.dst, p.proto, port);
     count_rule(d.rule);
+    let audit = !d.allow && monitored(&d, config);
     let tracks = conntrack::starts_tracking(p);
-    if tracks && (d.allow || monitored(&d, config)) && !conntrack::admit(set, d.src_zone) {
+    if tracks && (d.allow || audit) && !conntrack::admit(set, d.src_zone) {
         tally.add(counter::DROP_CT_LIMIT);
         events::emit(ctx, p, &d, EVENT_DROP, counter::DROP_CT_LIMIT, config, now);
         return xdp_action::XDP_DROP;
     }
+    flows::record(
+        ctx,
+        p,
+        &d,
+        flows::verdict(&d, audit),
+        config.generation,
+        now,
+    );
     if d.allow {
         tally.add(if d.intra_zone {
             counter::PASS_INTRA_ZONE
         } else {
             counter::PASS_RULE
         });
-    } else if monitored(&d, config) {
+    } else if audit {
         tally.add(counter::AUDIT);
         events::emit(ctx, p, &d, EVENT_AUDIT, counter::AUDIT, config, now);
     } else {

@@ -281,6 +281,23 @@ fn operator_facing_details() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 
+    // `status --format json` is what `wardgate report --status FILE` reads
+    // (issue 14): the policy's hash and the interfaces.
+    let out = Command::new(binary())
+        .args(["status", "--format", "json", "--socket"])
+        .arg(&agent.socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["policy"]["hash"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("sha256:")),
+        "{status}"
+    );
+    assert!(status["interfaces"].is_array(), "{status}");
+
     // HEAD /metrics answers 200 without a body; no per-rule series when off.
     let addr: std::net::SocketAddr = METRICS.parse().unwrap();
     let head = topo

@@ -8,10 +8,16 @@
 //! load, broken policies), `restart` (kill -9, adoption, detach),
 //! `quarantine`, `observability` (metrics and events counted), `bad_input`,
 //! `under_fire` (fail closed, bounded sockets, incident commands during a
-//! flood), `limits` (sizes, capacities and operator-facing details).
+//! flood), `limits` (sizes, capacities and operator-facing details),
+//! `fleet` (three agents pulling signed bundles from nginx over HTTPS,
+//! scraped by Prometheus), `deploy` (the systemd unit's capabilities, bpffs
+//! mounted when missing).
 
 mod bad_input;
+mod deploy;
+mod fleet;
 mod hospital;
+mod learning;
 mod limits;
 mod observability;
 mod quarantine;

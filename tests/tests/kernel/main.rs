@@ -7,6 +7,7 @@ mod conntrack;
 mod differential;
 mod fastpath;
 mod flood;
+mod flows;
 mod fuzz;
 mod harness;
 mod maps;
