@@ -122,3 +122,72 @@ fn bad_input_with_write_changes_nothing() {
     );
     assert_eq!(std::fs::read_to_string(&site).unwrap(), before);
 }
+
+/// The evidence pack shows the flows logs' drift: the traffic seen, allow
+/// rules that never matched, dropped flows by zone pair.
+#[test]
+fn the_evidence_pack_shows_drift_from_flows_logs() {
+    let dir = tempdir("pack");
+    let out = wardgate(
+        &dir,
+        &[
+            "report",
+            "site.ward",
+            "--format",
+            "html",
+            "-o",
+            "pack.html",
+            "--flows",
+            "flows.jsonl",
+            "--today",
+            "2026-01-10",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let html = std::fs::read_to_string(dir.join("pack.html")).unwrap();
+    assert!(
+        html.contains("<h3>Observed traffic</h3>"),
+        "no drift section"
+    );
+    assert!(!html.contains("No flow records in this pack"));
+    let dropped = html
+        .split("<h4>Dropped flows by zone pair</h4>")
+        .nth(1)
+        .expect("dropped flows table");
+    assert!(
+        dropped.contains("<td>imaging</td><td>pacs</td>"),
+        "{dropped}"
+    );
+
+    let json = wardgate(
+        &dir,
+        &[
+            "report",
+            "site.ward",
+            "--format",
+            "json",
+            "--flows",
+            "flows.jsonl",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(v["drift"]["records"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// A missing flows log, or `--flows` with a format that cannot show it, is
+/// a clear error and writes nothing.
+#[test]
+fn report_flows_bad_input_writes_nothing() {
+    let dir = tempdir("pack-bad");
+    let args = ["report", "site.ward", "--format", "html", "-o", "pack.html"];
+    let out = wardgate(&dir, &[&args[..], &["--flows", "missing.jsonl"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: cannot read `missing.jsonl`: no such file\n"
+    );
+    assert!(!dir.join("pack.html").exists());
+    let out = wardgate(&dir, &["report", "site.ward", "--flows", "flows.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`--flows` goes with"));
+}

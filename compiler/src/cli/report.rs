@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use wardgate_compiler::discover::drift;
 use wardgate_compiler::views::evidence::{self, Evidence, Meta};
 use wardgate_compiler::views::report;
 use wardgate_lang::date::Date;
@@ -25,6 +26,10 @@ pub struct Args {
     /// enforcement evidence.
     #[arg(long, value_name = "FILE")]
     pub status: Option<PathBuf>,
+    /// The agents' flows logs (`--flows-log`), shown as drift: conduits
+    /// used, rules never matched, dropped and audited flows.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub flows: Vec<PathBuf>,
     /// The date rule expiry is judged against (`YYYY-MM-DD`, UTC); default today.
     #[arg(long, value_parser = parse_date, value_name = "DATE")]
     pub today: Option<Date>,
@@ -113,6 +118,12 @@ pub fn emit(output: Option<&Path>, text: &str) -> ExitCode {
 }
 
 pub fn run(args: &Args) -> ExitCode {
+    if !args.flows.is_empty() && !matches!(args.format, Format::Html | Format::Json) {
+        eprintln!(
+            "error: `--flows` goes with `--format html` or `--format json` (the evidence pack)"
+        );
+        return exit(EXIT_FAILURE);
+    }
     // Bad input changes nothing: the status is read before anything is written.
     let status = match args.status.as_deref().map(read_status).transpose() {
         Ok(s) => s,
@@ -121,6 +132,30 @@ pub fn run(args: &Args) -> ExitCode {
     let c = match super::compile::load(&args.file, args.today) {
         Ok(c) => c,
         Err(code) => return code,
+    };
+    let drift = if args.flows.is_empty() {
+        None
+    } else {
+        let inputs = super::observe::Inputs {
+            flows: args.flows.clone(),
+            pcap: Vec::new(),
+            since: None,
+            now: None,
+            today: args.today,
+        };
+        match super::observe::read_inputs(&inputs) {
+            Ok(obs) => Some(drift::drift(
+                &c.analysis.policy,
+                &c.image,
+                &obs,
+                args.today.unwrap_or_else(Date::today_utc),
+                None,
+            )),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return exit(EXIT_FAILURE);
+            }
+        }
     };
     let graph = c.analysis.graph.as_ref().expect("an image implies a graph");
     let text = match args.format {
@@ -136,7 +171,8 @@ pub fn run(args: &Args) -> ExitCode {
                 today: Some(args.today.unwrap_or_else(Date::today_utc).to_string()),
                 generator: format!("wardgate {}", env!("CARGO_PKG_VERSION")),
             };
-            let e = Evidence::with_status(&c.analysis, &meta, status);
+            let mut e = Evidence::with_status(&c.analysis, &meta, status);
+            e.drift = drift;
             if args.format == Format::Json {
                 let mut s = serde_json::to_string_pretty(&e).expect("evidence serializes");
                 s.push('\n');

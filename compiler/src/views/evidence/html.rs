@@ -405,7 +405,9 @@ fn scalar(v: Option<&Value>) -> String {
 fn enforcement(out: &mut String, e: &Evidence) {
     open(out, "enforcement");
     let Some(status) = &e.enforcement else {
-        out.push_str("<p class=\"note\">No enforcement evidence in this pack. On each gateway, run <code>wardgate-agent status --format json &gt; gw.json</code> and regenerate with <code>--status gw.json</code>: the pack then shows the policy in force, its hash against this policy's, the interfaces and the counters. Flow records (<code>wardgate drift</code>), once collected, add which conduits are used and what was dropped.</p>\n</section>\n");
+        out.push_str("<p class=\"note\">No enforcement evidence in this pack. On each gateway, run <code>wardgate-agent status --format json &gt; gw.json</code> and regenerate with <code>--status gw.json</code>: the pack then shows the policy in force, its hash against this policy's, the interfaces and the counters. </p>\n");
+        flows(out, e);
+        out.push_str("</section>\n");
         return;
     };
     let hash = field(status, &["policy", "hash"]).and_then(Value::as_str);
@@ -452,5 +454,72 @@ fn enforcement(out: &mut String, e: &Evidence) {
         }
         out.push_str("</tbody></table>\n");
     }
-    out.push_str("<p class=\"note\">Flow records are not part of this pack yet: collect them and run <code>wardgate drift</code> to show which conduits are used and what was dropped.</p>\n</section>\n");
+    flows(out, e);
+    out.push_str("</section>\n");
+}
+
+/// The flows logs' evidence (`wardgate drift`), or how to add it.
+fn flows(out: &mut String, e: &Evidence) {
+    let Some(d) = &e.drift else {
+        out.push_str("<p class=\"note\">No flow records in this pack. Run the agents with <code>--flows-log FILE</code> and regenerate with <code>--flows FILE</code> (several gateways' logs at once): the pack then shows which conduits traffic used, allow rules that never matched, and what was dropped or passed only as an audit.</p>\n");
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "<h3>Observed traffic</h3>\n<p>{} flow records, first seen {}, last seen {}.</p>",
+        d.records,
+        esc(&d.first_seen),
+        esc(&d.last_seen)
+    );
+    out.push_str("<h4>Allow rules that never matched</h4>\n");
+    if d.never_matched.is_empty() {
+        out.push_str("<p>Every allow rule matched traffic in the window.</p>\n");
+    } else {
+        out.push_str("<table><thead><tr><th>rule</th><th>where</th></tr></thead><tbody>\n");
+        for r in &d.never_matched {
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+                esc(&r.rule),
+                esc(&r.location)
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    for (title, pairs) in [
+        ("Dropped flows by zone pair", &d.dropped),
+        ("Flows passed only as audits (monitor mode)", &d.audited),
+    ] {
+        let _ = writeln!(out, "<h4>{title}</h4>");
+        if pairs.is_empty() {
+            out.push_str("<p>None.</p>\n");
+            continue;
+        }
+        out.push_str("<table><thead><tr><th>from</th><th>to</th><th>services</th><th>connections</th></tr></thead><tbody>\n");
+        for p in pairs.iter() {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&p.src_zone),
+                esc(&p.dst_zone),
+                esc(&p.services.join(", ")),
+                p.evidence.connections
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    if !d.expiring_in_use.is_empty() {
+        out.push_str("<h4>Expiring rules still in use</h4>\n<table><thead><tr><th>rule</th><th>until</th><th>days left</th><th>connections</th></tr></thead><tbody>\n");
+        for x in &d.expiring_in_use {
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&x.rule),
+                esc(&x.until),
+                x.days_left,
+                x.connections
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
 }

@@ -154,6 +154,9 @@ pub struct Evidence {
     pub exposure: Report,
     /// `wardgate-agent status --format json` as given with `--status`.
     pub enforcement: Option<serde_json::Value>,
+    /// What the gateways' flows logs show (`wardgate drift`), given with `--flows`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::discover::drift::Report>,
     /// The zone-and-conduit diagram (SVG); in the HTML, not in the JSON.
     #[serde(skip)]
     pub diagram: String,
@@ -272,6 +275,7 @@ impl Evidence {
             exceptions,
             exposure: report::report_with(policy, graph, &reach),
             enforcement: status,
+            drift: None,
         }
     }
 }
