@@ -2,7 +2,6 @@
 //! time window) and the site policy, read with clear messages.
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use wardgate_compiler::PolicyImage;
@@ -95,12 +94,8 @@ pub fn read_inputs(inputs: &Inputs) -> Result<Observations, String> {
     };
     let mut obs = Observations::default();
     for path in &inputs.flows {
-        let r = flowlog::read(
-            BufReader::with_capacity(1 << 20, open(path)?),
-            window,
-            &mut obs,
-        )
-        .map_err(|e| format!("cannot read `{}`: {}", path.display(), io_reason(&e)))?;
+        let r = flowlog::read(open(path)?, window, &mut obs)
+            .map_err(|e| format!("cannot read `{}`: {}", path.display(), io_reason(&e)))?;
         for b in &r.bad_lines {
             eprintln!("warning: {}:{}: {}", path.display(), b.line, b.reason);
         }

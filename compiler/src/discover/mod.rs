@@ -136,6 +136,36 @@ impl Observations {
         }
     }
 
+    /// Adds another set of observations (of other records) to these.
+    pub fn merge(&mut self, other: Observations) {
+        self.records += other.records;
+        self.outside_window += other.outside_window;
+        for (key, o) in other.flows {
+            match self.flows.entry(key) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(o);
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let s = e.get_mut();
+                    s.first = s.first.min(o.first);
+                    s.last = s.last.max(o.last);
+                    s.connections = s.connections.saturating_add(o.connections);
+                    for d in o.days {
+                        if let Err(i) = s.days.binary_search(&d) {
+                            s.days.insert(i, d);
+                        }
+                    }
+                    for v in o.verdicts {
+                        if !s.verdicts.contains(&v) {
+                            s.verdicts.push(v);
+                        }
+                    }
+                    s.verdicts.sort_unstable();
+                }
+            }
+        }
+    }
+
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty()
