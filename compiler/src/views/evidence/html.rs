@@ -352,29 +352,26 @@ fn exceptions(out: &mut String, e: &Evidence) {
     out.push_str("</tbody></table>\n<p class=\"note\">Expired rules no longer open anything; they stay listed until removed from the file.</p>\n</section>\n");
 }
 
+/// One row per zone: whom it reaches (or is reached by) directly and by any chain.
+fn reach_rows(out: &mut String, rows: &[crate::views::report::Exposure]) {
+    for x in rows {
+        let _ = writeln!(
+            out,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            esc(&x.zone),
+            list(&x.directly),
+            list(&x.transitively)
+        );
+    }
+}
+
 fn exposure(out: &mut String, e: &Evidence) {
     let r = &e.exposure;
     open(out, "exposure");
     out.push_str("<h3>Who can reach the life-critical zones</h3>\n<table><thead><tr><th>zone</th><th>directly</th><th>by any chain</th></tr></thead><tbody>\n");
-    for x in &r.life_critical {
-        let _ = writeln!(
-            out,
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-            esc(&x.zone),
-            list(&x.directly),
-            list(&x.transitively)
-        );
-    }
+    reach_rows(out, &r.life_critical);
     out.push_str("</tbody></table>\n<h3>What untrusted sources can reach</h3>\n<table><thead><tr><th>source</th><th>directly</th><th>by any chain</th></tr></thead><tbody>\n");
-    for x in &r.untrusted {
-        let _ = writeln!(
-            out,
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-            esc(&x.zone),
-            list(&x.directly),
-            list(&x.transitively)
-        );
-    }
+    reach_rows(out, &r.untrusted);
     out.push_str("</tbody></table>\n<h3>Per zone: blast radius if compromised</h3>\n<table><thead><tr><th>zone</th><th>criticality</th><th>reaches directly</th><th>blast radius (zones by any chain)</th><th>reached by (zones by any chain)</th></tr></thead><tbody>\n");
     for z in &r.zones {
         let _ = writeln!(
