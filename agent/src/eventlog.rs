@@ -171,20 +171,29 @@ impl Default for Clock {
     }
 }
 
+impl EventRule {
+    /// Rule `id` as the image of its generation names it; `None` for no rule
+    /// (`RULE_NONE`: the default deny or a monitored pass).
+    #[must_use]
+    pub fn named(image: Option<&PolicyImage>, id: u32) -> Option<Self> {
+        (id != RULE_NONE).then(|| {
+            let meta = image.and_then(|i| i.rule(id));
+            Self {
+                id,
+                action: meta.map(|m| m.action.as_str().to_owned()),
+                file: meta.map(|m| m.file.clone()),
+                line: meta.map(|m| m.line),
+                text: meta.map(|m| m.text.clone()),
+            }
+        })
+    }
+}
+
 /// The record of an event, resolved against the image of its generation.
 pub fn record(event: &Event, images: &Images, clock: &Clock) -> EventRecord {
     let image = images.get(event.generation);
     let zone = |id: u32| image.map(|i| i.zone_name(id).to_owned());
-    let rule = (event.rule != RULE_NONE).then(|| {
-        let meta = image.and_then(|i| i.rule(event.rule));
-        EventRule {
-            id: event.rule,
-            action: meta.map(|m| m.action.as_str().to_owned()),
-            file: meta.map(|m| m.file.clone()),
-            line: meta.map(|m| m.line),
-            text: meta.map(|m| m.text.clone()),
-        }
-    });
+    let rule = EventRule::named(image, event.rule);
     let ports = matches!(event.proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP);
     let icmp = matches!(event.proto, IPPROTO_ICMP | IPPROTO_ICMPV6);
     EventRecord {

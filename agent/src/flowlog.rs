@@ -16,7 +16,7 @@ use aya::maps::{HashMap, IterableMap as _, Map, MapData, PerCpuArray};
 use serde::Serialize;
 use wardgate_common::{
     FLOW_AUDIT, FLOW_DROP, FLOW_FULL_SLOT, FlowKey, FlowValue, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE,
+    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
 
 use crate::eventlog::{Clock, EventRule, Images, ifname};
@@ -75,16 +75,7 @@ fn protocol_name(proto: u8) -> String {
 pub fn record(key: &FlowKey, value: &FlowValue, images: &Images, clock: &Clock) -> FlowRecord {
     let image = images.get(value.generation);
     let zone = |id: u32| image.map(|i| i.zone_name(id).to_owned());
-    let rule = (value.rule != RULE_NONE).then(|| {
-        let meta = image.and_then(|i| i.rule(value.rule));
-        EventRule {
-            id: value.rule,
-            action: meta.map(|m| m.action.as_str().to_owned()),
-            file: meta.map(|m| m.file.clone()),
-            line: meta.map(|m| m.line),
-            text: meta.map(|m| m.text.clone()),
-        }
-    });
+    let rule = EventRule::named(image, value.rule);
     let ports = matches!(key.proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP);
     let icmp = matches!(key.proto, IPPROTO_ICMP | IPPROTO_ICMPV6);
     FlowRecord {
