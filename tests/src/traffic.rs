@@ -35,25 +35,9 @@ pub fn tcp(
     let target = SocketAddr::new(addr, port);
     let (ready_tx, ready_rx) = mpsc::channel();
     let server_thread = server.spawn(move || {
-        let listener = bind_retrying(|| TcpListener::bind(target))
-            .with_context(|| format!("binding {target}"))?;
-        listener.set_nonblocking(true)?;
+        let listener = listen(target)?;
         ready_tx.send(()).ok();
-        let deadline = Instant::now() + timeout + Duration::from_millis(200);
-        let mut stream = loop {
-            match listener.accept() {
-                Ok((stream, _)) => break stream,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if Instant::now() > deadline {
-                        bail!("no connection arrived");
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(timeout))?;
+        let mut stream = accept_one(&listener, timeout)?;
         let mut buf = [0u8; MESSAGE.len()];
         stream.read_exact(&mut buf)?;
         stream.write_all(&buf)?;
@@ -165,6 +149,42 @@ fn join_error(thread: std::thread::JoinHandle<anyhow::Result<()>>, what: &str) -
 /// other, and on a loaded machine the kernel has been seen (rarely) to refuse
 /// the next bind with `EADDRINUSE` just after the previous server closed; that
 /// says nothing about the gateway, so the harness waits instead of failing.
+/// A non-blocking TCP listener on `target` (in the calling thread's
+/// namespace), retrying a port that a test which just ended still holds.
+///
+/// # Errors
+/// The bind fails for 2 s.
+pub fn listen(target: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener =
+        bind_retrying(|| TcpListener::bind(target)).with_context(|| format!("binding {target}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The first connection to `listener` within `timeout` (and 200 ms of
+/// slack), blocking with `timeout` reads.
+///
+/// # Errors
+/// No connection arrived in time, or the socket failed.
+pub fn accept_one(listener: &TcpListener, timeout: Duration) -> anyhow::Result<TcpStream> {
+    let deadline = Instant::now() + timeout + Duration::from_millis(200);
+    let stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    bail!("no connection arrived");
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
 fn bind_retrying<T>(mut bind: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {

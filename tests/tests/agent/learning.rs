@@ -9,11 +9,11 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    net::{IpAddr, SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{OnceLock, mpsc},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
@@ -118,24 +118,9 @@ fn mllp(client: &Netns, server: &Netns, addr: IpAddr, timeout: Duration) -> Resu
     let target = SocketAddr::new(addr, 2575);
     let (ready_tx, ready_rx) = mpsc::channel();
     let server_thread = server.spawn(move || {
-        let listener = TcpListener::bind(target).with_context(|| format!("binding {target}"))?;
-        listener.set_nonblocking(true)?;
+        let listener = traffic::listen(target)?;
         ready_tx.send(()).ok();
-        let deadline = Instant::now() + timeout + Duration::from_millis(200);
-        let mut stream = loop {
-            match listener.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if Instant::now() > deadline {
-                        bail!("no connection arrived");
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(timeout))?;
+        let mut stream = traffic::accept_one(&listener, timeout)?;
         let mut msg = vec![0u8; MSG.len()];
         stream.read_exact(&mut msg)?;
         if !(msg.starts_with(b"\x0b") && msg.ends_with(b"\x1c\r")) {
