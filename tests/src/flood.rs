@@ -6,7 +6,7 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    net::{IpAddr, SocketAddr, TcpStream},
     os::fd::AsRawFd as _,
     sync::{
         Arc,
@@ -134,15 +134,7 @@ impl BulkTransfer {
         interval: Duration,
     ) -> anyhow::Result<Self> {
         let target = SocketAddr::new(addr, port);
-        let listener = server
-            .spawn(move || Ok(TcpListener::bind(target)?))
-            .join()
-            .map_err(|_| anyhow::anyhow!("thread panicked"))??;
-        let stream = client
-            .spawn(move || Ok(TcpStream::connect_timeout(&target, Duration::from_secs(3))?))
-            .join()
-            .map_err(|_| anyhow::anyhow!("thread panicked"))??;
-        let (mut conn, _) = listener.accept()?;
+        let (stream, mut conn) = crate::flows::tcp_pair(client, server, target)?;
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let received = Arc::new(AtomicU64::new(0));
@@ -248,15 +240,7 @@ impl PushSession {
         interval: Duration,
     ) -> anyhow::Result<Self> {
         let target = SocketAddr::new(addr, port);
-        let listener = server
-            .spawn(move || Ok(TcpListener::bind(target)?))
-            .join()
-            .map_err(|_| anyhow::anyhow!("thread panicked"))??;
-        let stream = client
-            .spawn(move || Ok(TcpStream::connect_timeout(&target, Duration::from_secs(3))?))
-            .join()
-            .map_err(|_| anyhow::anyhow!("thread panicked"))??;
-        let (mut conn, _) = listener.accept()?;
+        let (stream, mut conn) = crate::flows::tcp_pair(client, server, target)?;
         let stop = Arc::new(AtomicBool::new(false));
         let pushed = Arc::new(AtomicU64::new(0));
         let server = {

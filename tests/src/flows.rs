@@ -31,6 +31,25 @@ fn in_ns<T: Send + 'static>(
         .map_err(|_| anyhow::anyhow!("thread panicked"))?
 }
 
+/// A TCP connection from `client` to `target` (listened on in `server`):
+/// the client's end and the server's accepted end, both blocking.
+///
+/// # Errors
+/// The bind, the connect (3 s) or the accept fails.
+pub fn tcp_pair(
+    client: &Netns,
+    server: &Netns,
+    target: SocketAddr,
+) -> anyhow::Result<(TcpStream, TcpStream)> {
+    let listener = in_ns(server, move || Ok(TcpListener::bind(target)?))?;
+    let stream = in_ns(client, move || {
+        Ok(TcpStream::connect_timeout(&target, Duration::from_secs(3))?)
+    })
+    .context("connecting")?;
+    let (conn, _) = listener.accept()?;
+    Ok((stream, conn))
+}
+
 fn any_addr(v6: bool) -> SocketAddr {
     if v6 {
         "[::]:0".parse().expect("address")
@@ -52,13 +71,7 @@ impl EchoSession {
     /// Connects from `client` to `addr:port`, served in `server`.
     pub fn open(client: &Netns, server: &Netns, addr: IpAddr, port: u16) -> anyhow::Result<Self> {
         let target = SocketAddr::new(addr, port);
-        let listener = in_ns(server, move || Ok(TcpListener::bind(target)?))?;
-        let stream = in_ns(client, move || {
-            Ok(TcpStream::connect_timeout(&target, Duration::from_secs(3))?)
-        })
-        .context("connecting")?;
-        listener.set_nonblocking(false)?;
-        let (mut conn, _) = listener.accept()?;
+        let (stream, mut conn) = tcp_pair(client, server, target)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop_server = stop.clone();
         conn.set_read_timeout(Some(Duration::from_millis(100)))?;
