@@ -14,6 +14,7 @@
 
 pub mod bpffs;
 pub mod bundle_source;
+pub mod clock;
 pub mod config;
 pub mod conntrack;
 pub mod control;

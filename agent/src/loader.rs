@@ -77,7 +77,7 @@ impl Program {
         program
             .load()
             .context("the kernel rejected the XDP program")?;
-        Ok(Self { ebpf })
+        Ok(Self::calibrated(ebpf))
     }
 
     /// [`Program::load`] with connection tables of other sizes than the
@@ -96,7 +96,7 @@ impl Program {
         program
             .load()
             .context("the kernel rejected the XDP program")?;
-        Ok(Self { ebpf })
+        Ok(Self::calibrated(ebpf))
     }
 
     /// Loads the embedded object with every map pinned under `dir` (a bpffs
@@ -123,7 +123,23 @@ impl Program {
             "the kernel rejected the XDP program (if the maps pinned by an older \
              version differ in shape, run `wardgate-agent detach` first)",
         )?;
-        Ok(Self { ebpf })
+        Ok(Self::calibrated(ebpf))
+    }
+
+    /// The loaded program with its clock calibrated (`crate::clock`). A
+    /// kernel whose tick cannot be measured leaves the program on its
+    /// slower clock helper: logged, not fatal.
+    fn calibrated(mut ebpf: Ebpf) -> Self {
+        if let Err(e) = crate::clock::apply(&mut ebpf) {
+            log::warn!("the program keeps its clock helper: {e:#}");
+        }
+        Self { ebpf }
+    }
+
+    /// Recalibrates the clock's offset (it drifts with the system clock's
+    /// frequency corrections); the daemon calls this every minute.
+    pub fn recalibrate_clock(&mut self) -> anyhow::Result<crate::clock::Calibration> {
+        crate::clock::apply(&mut self.ebpf)
     }
 
     /// Attaches to `iface` through a `bpf_link` and pins the link at the path

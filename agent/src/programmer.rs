@@ -152,6 +152,9 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
         } else {
             current.events_per_sec
         },
+        clock_tick_ns: current.clock_tick_ns,
+        _pad: 0,
+        clock_offset_ns: current.clock_offset_ns,
     };
     set_config(ebpf, next)?;
     Ok(Loaded {

@@ -201,6 +201,8 @@ fn main() {
     );
     // `WARDGATE_BENCH_QUICK=1` measures the smallest policy only (for quick iteration).
     let quick = std::env::var_os("WARDGATE_BENCH_QUICK").is_some();
+    // `WARDGATE_BENCH_CASES=established,new allowed` measures those cases only.
+    let only = std::env::var("WARDGATE_BENCH_CASES").ok();
     let (prefix_sizes, rule_sizes) = if quick {
         (&PREFIXES[..1], &RULES[..1])
     } else {
@@ -228,6 +230,12 @@ fn main() {
                 std::thread::sleep(Duration::from_secs(120));
             }
             for (case, frame, expect) in &cases {
+                if only
+                    .as_ref()
+                    .is_some_and(|only| !only.split(',').any(|c| c == *case))
+                {
+                    continue;
+                }
                 let tracked = e.counter(counter::PASS_TRACKED);
                 let mut r = Rounds::measure(rounds, baseline, e.program.xdp(), frame, *expect);
                 // Each case must take the path it names.

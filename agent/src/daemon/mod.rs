@@ -662,6 +662,7 @@ async fn run_async(settings: Settings) -> anyhow::Result<()> {
     }
     tasks.spawn(timers::midnight(ctx.clone()));
     tasks.spawn(timers::failsafe(ctx.clone()));
+    tasks.spawn(timers::clock(ctx.clone()));
     tasks.spawn(timers::signals(ctx.clone()));
     log::info!("enforcing; control socket `{}`", socket.display());
 

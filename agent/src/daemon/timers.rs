@@ -2,7 +2,7 @@
 //! log (log rotation; the policy is left alone), SIGTERM and SIGINT stop the
 //! agent (enforcement stays); a `.ward` source is recompiled just after
 //! every UTC midnight so that `until` rules expire; the failsafe follows the
-//! gateway's addresses.
+//! gateway's addresses; the program's clock is recalibrated every minute.
 
 use std::{sync::atomic::Ordering, time::Duration};
 
@@ -46,5 +46,18 @@ pub(super) async fn failsafe(ctx: Ctx) {
     loop {
         tick.tick().await;
         ctx.agent().refresh_failsafe();
+    }
+}
+
+/// The program's clock offset follows the system clock's frequency
+/// corrections (`crate::clock`).
+pub(super) async fn clock(ctx: Ctx) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = ctx.agent().program.recalibrate_clock() {
+            log::warn!("cannot recalibrate the program's clock: {e:#}");
+        }
     }
 }

@@ -11,8 +11,9 @@ pub const FLOW_DROP: u8 = 1;
 /// `FlowKey::verdict`: would be dropped, passed by monitor mode.
 pub const FLOW_AUDIT: u8 = 2;
 
-/// Key of [`crate::maps::FLOWS`].
-#[repr(C)]
+/// Key of [`crate::maps::FLOWS`]. Aligned to 8 so the program writes it as
+/// five word stores.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// IPv4-mapped for IPv4, network order.

@@ -60,6 +60,17 @@ pub struct Config {
     pub flags: u32,
     /// Events allowed per CPU per second (token bucket refill rate).
     pub events_per_sec: u32,
+    /// The program's clock: nanoseconds per jiffy (`1e9 / HZ`), or 0 for
+    /// none calibrated (then it calls `bpf_ktime_get_coarse_ns`). The
+    /// program reads time as `jiffies * clock_tick_ns - clock_offset_ns`:
+    /// `bpf_jiffies64` is one load after the verifier inlines it, where the
+    /// clock helper is a call (about 20 ns per packet measured here, see
+    /// bench/datapath.md). The agent calibrates both so the result tracks
+    /// `CLOCK_MONOTONIC_COARSE`, the clock of every time it reads back.
+    pub clock_tick_ns: u32,
+    pub _pad: u32,
+    /// See [`Config::clock_tick_ns`].
+    pub clock_offset_ns: u64,
 }
 
 /// [`ZoneInfo::flags`]: would-be drops involving this zone pass as audits.
@@ -198,6 +209,29 @@ impl CtKey {
         dport: u16,
         icmp_type: u8,
     ) {
+        let words = |a: &[u8; 16]| {
+            let mut w = [[0u8; 8]; 2];
+            w[0].copy_from_slice(&a[..8]);
+            w[1].copy_from_slice(&a[8..]);
+            [u64::from_ne_bytes(w[0]), u64::from_ne_bytes(w[1])]
+        };
+        self.set_words(words(src), words(dst), proto, sport, dport, icmp_type);
+    }
+
+    /// [`CtKey::set`] from the addresses as native words (bytes 0..8 and
+    /// 8..16 of each), written as four word stores. The program loads them
+    /// in one instruction each: byte stores followed by the kernel's word
+    /// loads when it hashes the key would stall on store forwarding.
+    #[inline(always)]
+    pub fn set_words(
+        &mut self,
+        src: [u64; 2],
+        dst: [u64; 2],
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        icmp_type: u8,
+    ) {
         let (sport, dport) = match proto {
             IPPROTO_ICMP => (if matches!(icmp_type, 0 | 8) { sport } else { 0 }, 0),
             IPPROTO_ICMPV6 => (
@@ -210,8 +244,18 @@ impl CtKey {
             ),
             _ => (sport, dport),
         };
-        self.src = *src;
-        self.dst = *dst;
+        let words = (self as *mut Self).cast::<u64>();
+        // SAFETY: `CtKey` is `repr(C, align(8))`: words 0-1 are `src`, 2-3 `dst`.
+        #[allow(
+            unsafe_code,
+            reason = "four aligned word stores in place of 32 byte stores"
+        )]
+        unsafe {
+            words.write(src[0]);
+            words.add(1).write(src[1]);
+            words.add(2).write(dst[0]);
+            words.add(3).write(dst[1]);
+        }
         self.set_tail(sport, dport, proto);
     }
 
@@ -496,7 +540,7 @@ pub struct RateLimit {
 
 const _: () = {
     use core::mem::size_of;
-    assert!(size_of::<Config>() == 16);
+    assert!(size_of::<Config>() == 32);
     assert!(size_of::<ZoneInfo>() == 4);
     assert!(size_of::<PairKey>() == 12);
     assert!(size_of::<Span>() == 8);

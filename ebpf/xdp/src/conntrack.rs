@@ -61,7 +61,8 @@ fn is_icmp(proto: u8) -> bool {
 /// whether the packet goes from the key's `dst` to its `src`.
 #[inline(always)]
 pub fn key_of(key: &mut CtKey, p: &Packet) -> bool {
-    key.set(&p.src, &p.dst, p.proto, p.sport, p.dport, p.icmp_type);
+    let (src, dst) = p.addr_words();
+    key.set_words(src, dst, p.proto, p.sport, p.dport, p.icmp_type);
     key.canonicalize()
 }
 

@@ -4,7 +4,10 @@
 //! client's port. A full map refuses the key and counts it in
 //! `WG_FLOW_FULL`: no eviction, no wait.
 
-use core::intrinsics::{AtomicOrdering, atomic_xadd};
+use core::{
+    intrinsics::{AtomicOrdering, atomic_xadd},
+    mem::MaybeUninit,
+};
 
 use aya_ebpf::{
     macros::map,
@@ -46,19 +49,33 @@ pub fn verdict(d: &Decision, monitored: bool) -> u8 {
 pub fn record(ctx: &XdpContext, p: &Packet, d: &Decision, verdict: u8, generation: u32, now: u64) {
     // SAFETY: `ctx.ctx` is the kernel's valid `xdp_md` for this invocation.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    let key = FlowKey {
-        src: p.src,
-        dst: p.dst,
-        ifindex,
-        port: if p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6 {
-            u16::from(p.icmp_type)
-        } else {
-            p.dport
-        },
-        proto: p.proto,
-        verdict,
+    let port = if p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6 {
+        u16::from(p.icmp_type)
+    } else {
+        p.dport
     };
-    if add(&key, d, generation, now) {
+    let (src, dst) = p.addr_words();
+    let mut slot = MaybeUninit::<FlowKey>::uninit();
+    let words = slot.as_mut_ptr().cast::<u64>();
+    // SAFETY: `FlowKey` is `repr(C, align(8))`, 40 bytes: words 0-1 are
+    // `src`, 2-3 `dst`, and word 4 is `ifindex`, `port`, `proto` and
+    // `verdict` (little-endian, offsets asserted in `wardgate_common`).
+    // Word stores: the kernel hashes the key with word loads, which stall
+    // on a key written byte by byte.
+    let key = unsafe {
+        words.write(src[0]);
+        words.add(1).write(src[1]);
+        words.add(2).write(dst[0]);
+        words.add(3).write(dst[1]);
+        words.add(4).write(
+            u64::from(ifindex)
+                | u64::from(port) << 32
+                | u64::from(p.proto) << 48
+                | u64::from(verdict) << 56,
+        );
+        slot.assume_init_ref()
+    };
+    if add(key, d, generation, now) {
         return;
     }
     let value = FlowValue {
@@ -70,11 +87,11 @@ pub fn record(ctx: &XdpContext, p: &Packet, d: &Decision, verdict: u8, generatio
         rule: d.rule,
         generation,
     };
-    match FLOWS.insert(&key, &value, BPF_NOEXIST) {
+    match FLOWS.insert(key, &value, BPF_NOEXIST) {
         Ok(()) => {}
         // Another CPU inserted it between our lookup and insert.
         Err(e) if e == EEXIST => {
-            let _ = add(&key, d, generation, now);
+            let _ = add(key, d, generation, now);
         }
         Err(_) => {
             if let Some(full) = FLOW_FULL.get_ptr_mut(FLOW_FULL_SLOT) {

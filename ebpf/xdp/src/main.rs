@@ -38,6 +38,7 @@
     reason = "map keys are passed by reference where they already are: by value they would be copied, a byte loop in BPF"
 )]
 
+mod clock;
 mod conntrack;
 mod decide;
 mod events;
@@ -47,10 +48,7 @@ mod load;
 mod maps;
 mod parse;
 
-use aya_ebpf::{
-    bindings::xdp_action, helpers::generated::bpf_ktime_get_coarse_ns, macros::xdp,
-    programs::XdpContext,
-};
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use wardgate_common::{
     CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE,
     CT_ESTABLISHED, Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP,
@@ -112,10 +110,7 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
         tally.add(counter::PASS_FAILSAFE);
         return Ok(xdp_action::XDP_PASS);
     }
-    // Coarse (jiffy) time is plenty for idle timeouts of seconds and a rate
-    // limit per second, and costs a fraction of a clock read.
-    // SAFETY: a BPF helper with no arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = clock::now(&config);
     let set = config.active_set;
     // SAFETY: the values are not used.
     if config.flags & CONFIG_QUARANTINE != 0
@@ -328,6 +323,16 @@ fn count_protocol(tally: &Tally, p: &Packet) {
         IPPROTO_SCTP => counter::SCTP,
         _ => counter::OTHER_PROTO,
     });
+}
+
+/// Writes the jiffies counter and `CLOCK_MONOTONIC_COARSE` (8 bytes each,
+/// native order) over the first 16 bytes of the frame and passes it: the
+/// agent runs it under `BPF_PROG_TEST_RUN` to calibrate the clock of
+/// `clock::now` (it is never attached).
+#[xdp]
+pub fn wardgate_clock(ctx: XdpContext) -> u32 {
+    clock::sample(&ctx);
+    xdp_action::XDP_PASS
 }
 
 /// Passes every packet: the baseline that benchmarks measure beside `wardgate`

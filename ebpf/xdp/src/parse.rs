@@ -75,6 +75,21 @@ const _: () = {
 };
 
 impl Packet {
+    /// The source and destination addresses as native words (bytes 0..8
+    /// and 8..16 of each), one load each: what keys are built from.
+    #[inline(always)]
+    pub fn addr_words(&self) -> ([u64; 2], [u64; 2]) {
+        let at = (self as *const Self).cast::<u8>();
+        // SAFETY: `src` and `dst` are bytes 0..32 of this struct (offsets
+        // asserted above).
+        unsafe {
+            (
+                [load::u64_at(at, 0), load::u64_at(at, 8)],
+                [load::u64_at(at, 16), load::u64_at(at, 24)],
+            )
+        }
+    }
+
     #[inline(always)]
     fn words(&mut self) -> *mut u64 {
         (self as *mut Self).cast::<u64>()

@@ -3,6 +3,7 @@
 //! Each test starts with `privilege::kernel_tests_can_run`, which prints
 //! `skipping: <reason>` without CAP_BPF/CAP_NET_ADMIN, and fails under `CI=true`.
 
+mod clock;
 mod conntrack;
 mod differential;
 mod fastpath;
