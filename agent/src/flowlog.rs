@@ -3,20 +3,22 @@
 //! The format is documented in `docs/agent.md` ("Flows log"); keep the two
 //! in step. `wardgate suggest` and `wardgate drift` read it.
 //!
-//! Draining reads and deletes each key in one `BPF_MAP_LOOKUP_AND_DELETE_ELEM`
-//! call, so a connection the program counts while the agent drains lands
-//! either in this drain or in the next: never in both, and never lost, except
-//! an increment racing with the delete itself on another CPU (the program
-//! then updates a value already taken; nanoseconds wide, at most one per CPU).
+//! The table has two halves (`wardgate_common::flows`). A drain points the
+//! program at the other half, waits [`GRACE`] for the program runs that
+//! were still writing the old one, then reads and clears the old half
+//! through a shared mapping of the array, merging a key's records from
+//! several CPUs. A connection the program counts while the agent drains
+//! lands either in this drain or in the next: never in both, never lost.
 
 use std::net::IpAddr;
-use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
+use std::os::fd::{AsFd as _, AsRawFd as _};
 
-use aya::maps::{HashMap, IterableMap as _, Map, MapData, PerCpuArray};
+use anyhow::Context as _;
+use aya::maps::{Array, Map, MapData, PerCpuArray};
 use serde::Serialize;
 use wardgate_common::{
-    FLOW_AUDIT, FLOW_DROP, FLOW_FULL_SLOT, FlowKey, FlowValue, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
+    FLOW_AUDIT, FLOW_DROP, FLOW_FULL_SLOT, FLOW_SLOTS, FlowKey, FlowSlot, FlowValue, IPPROTO_ICMP,
+    IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, flow_region, maps,
 };
 
 use crate::eventlog::{Clock, EventRule, Images, ifname};
@@ -100,55 +102,133 @@ pub fn record(key: &FlowKey, value: &FlowValue, images: &Images, clock: &Clock) 
     }
 }
 
-/// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (Linux 5.14 for hash maps).
-const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+/// How long a drain waits after switching halves: far longer than a
+/// program run, which is what may still write the old half.
+pub const GRACE: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// The `bpf_attr` layout of the map element commands.
-#[repr(C)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
+/// `WG_FLOWS` mapped into this process (`BPF_F_MMAPABLE`).
+struct Mapped {
+    slots: std::ptr::NonNull<FlowSlot>,
+    entries: usize,
+    /// Keeps the map alive while it is mapped.
+    _map: MapData,
 }
 
-/// Reads and deletes `key` in one call; `None` if it is not there.
-fn take(fd: BorrowedFd<'_>, key: &FlowKey) -> std::io::Result<Option<FlowValue>> {
-    let mut value = FlowValue::default();
-    let attr = ElemAttr {
-        map_fd: u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX),
-        _pad: 0,
-        key: std::ptr::from_ref(key) as u64,
-        value: std::ptr::from_mut(&mut value) as u64,
-        flags: 0,
-    };
-    // SAFETY: `attr` points at a live key and a value buffer of the map's
-    // value size (`FlowValue`, asserted in wardgate-common) for the call.
-    #[allow(unsafe_code, reason = "bpf(2) lookup-and-delete has no aya wrapper")]
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
-            &raw const attr,
-            std::mem::size_of::<ElemAttr>(),
-        )
-    };
-    if r == 0 {
-        return Ok(Some(value));
+// SAFETY: the mapping is owned by this value and only used through `&mut self`.
+#[allow(unsafe_code, reason = "a shared mapping of a BPF array")]
+unsafe impl Send for Mapped {}
+
+impl Mapped {
+    fn new(map: MapData) -> anyhow::Result<Self> {
+        let info = map.info()?;
+        anyhow::ensure!(
+            info.value_size() as usize == std::mem::size_of::<FlowSlot>(),
+            "`{}` has {}-byte values, not {}",
+            wardgate_common::maps::FLOWS,
+            info.value_size(),
+            std::mem::size_of::<FlowSlot>()
+        );
+        let entries = info.max_entries() as usize;
+        let len = entries * std::mem::size_of::<FlowSlot>();
+        // SAFETY: maps the array's values (`BPF_F_MMAPABLE`), shared with
+        // the kernel; the length is the array's size; unmapped on drop.
+        #[allow(unsafe_code, reason = "mmap(2) of a BPF array")]
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                map.fd().as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("mapping `{}`", wardgate_common::maps::FLOWS));
+        }
+        let slots = std::ptr::NonNull::new(ptr.cast::<FlowSlot>())
+            .ok_or_else(|| anyhow::anyhow!("mmap returned null"))?;
+        Ok(Self {
+            slots,
+            entries,
+            _map: map,
+        })
     }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ENOENT) {
-        Ok(None)
-    } else {
-        Err(e)
+
+    /// Reads and frees every used slot of `half`, across all CPUs.
+    fn take_half(&mut self, half: u32) -> Vec<FlowSlot> {
+        let per_half = FLOW_SLOTS as usize;
+        let cpus = self.entries / (2 * per_half);
+        let mut out = Vec::new();
+        for cpu in 0..cpus {
+            let first = flow_region(cpu as u32, half) as usize;
+            for index in first..first + per_half {
+                // SAFETY: `index` is below `entries` (regions of whole CPUs);
+                // the program no longer writes this half (see `GRACE`), and
+                // volatile accesses keep the reads and stores to the shared
+                // memory as written.
+                #[allow(unsafe_code, reason = "reads and stores in the shared mapping")]
+                unsafe {
+                    let slot = self.slots.as_ptr().add(index);
+                    let value = slot.read_volatile();
+                    if value.value.connections != 0 {
+                        out.push(value);
+                        slot.write_volatile(FlowSlot::default());
+                    }
+                }
+            }
+        }
+        out
     }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, with its length.
+        #[allow(unsafe_code, reason = "munmap(2) of our own mapping")]
+        unsafe {
+            libc::munmap(
+                self.slots.as_ptr().cast(),
+                self.entries * std::mem::size_of::<FlowSlot>(),
+            );
+        }
+    }
+}
+
+/// Merges records of one key from several CPUs: counts add up, the times
+/// span them all, and the latest connection's decision is kept.
+fn merge(slots: Vec<FlowSlot>) -> Vec<(FlowKey, FlowValue)> {
+    let mut merged: std::collections::HashMap<FlowKey, FlowValue> =
+        std::collections::HashMap::with_capacity(slots.len());
+    for FlowSlot { key, value } in slots {
+        merged
+            .entry(key)
+            .and_modify(|m| {
+                let latest = if value.last_ns >= m.last_ns {
+                    value
+                } else {
+                    *m
+                };
+                *m = FlowValue {
+                    first_ns: m.first_ns.min(value.first_ns),
+                    last_ns: m.last_ns.max(value.last_ns),
+                    connections: m.connections + value.connections,
+                    ..latest
+                };
+            })
+            .or_insert(value);
+    }
+    let mut out: Vec<_> = merged.into_iter().collect();
+    out.sort_by_key(|(k, v)| (v.first_ns, k.words()));
+    out
 }
 
 /// The flow table and its full counter, opened from the program or from
 /// the pin directory.
 pub struct FlowTable {
-    keys: HashMap<MapData, FlowKey, FlowValue>,
+    slots: Mapped,
+    half: Array<MapData, u32>,
     full: PerCpuArray<MapData, u64>,
 }
 
@@ -156,51 +236,46 @@ impl FlowTable {
     /// Opens the pinned maps under `pin_dir`.
     ///
     /// # Errors
-    /// The maps are not pinned there.
+    /// The maps are not pinned there, or cannot be mapped.
     pub fn open(pin_dir: &std::path::Path) -> anyhow::Result<Self> {
-        let open = |name: &str| -> anyhow::Result<Map> {
-            let data = MapData::from_pin(crate::pin::map_path(pin_dir, name))?;
-            Ok(Map::from_map_data(data)?)
+        let data = |name: &str| -> anyhow::Result<MapData> {
+            Ok(MapData::from_pin(crate::pin::map_path(pin_dir, name))?)
         };
         Ok(Self {
-            keys: HashMap::try_from(open(wardgate_common::maps::FLOWS)?)?,
-            full: PerCpuArray::try_from(open(wardgate_common::maps::FLOW_FULL)?)?,
+            slots: Mapped::new(data(maps::FLOWS)?)?,
+            half: Array::try_from(Map::from_map_data(data(maps::FLOW_HALF)?)?)?,
+            full: PerCpuArray::try_from(Map::from_map_data(data(maps::FLOW_FULL)?)?)?,
         })
     }
 
     /// Takes the maps out of a loaded program (tests).
     ///
     /// # Errors
-    /// The program has no flow maps.
+    /// The program has no flow maps, or they cannot be mapped.
     pub fn take(ebpf: &mut aya::Ebpf) -> anyhow::Result<Self> {
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| anyhow::anyhow!("the program has no map `{name}`"))
         };
+        let Map::Array(flows) = take(maps::FLOWS)? else {
+            anyhow::bail!("map `{}` is not an array", maps::FLOWS);
+        };
         Ok(Self {
-            keys: HashMap::try_from(take(wardgate_common::maps::FLOWS)?)?,
-            full: PerCpuArray::try_from(take(wardgate_common::maps::FLOW_FULL)?)?,
+            slots: Mapped::new(flows)?,
+            half: Array::try_from(take(maps::FLOW_HALF)?)?,
+            full: PerCpuArray::try_from(take(maps::FLOW_FULL)?)?,
         })
     }
 
-    /// Every record, each read and deleted at once, at most `max`.
+    /// Every record since the previous drain, one per key, oldest first.
     ///
     /// # Errors
-    /// A map operation fails for another reason than a key gone.
-    pub fn drain(&mut self, max: usize) -> anyhow::Result<Vec<(FlowKey, FlowValue)>> {
-        let keys: Vec<FlowKey> = self.keys.keys().filter_map(Result::ok).take(max).collect();
-        let fd = self.keys_fd();
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(v) = take(fd, &k)? {
-                out.push((k, v));
-            }
-        }
-        Ok(out)
-    }
-
-    fn keys_fd(&self) -> BorrowedFd<'_> {
-        self.keys.map().fd().as_fd()
+    /// The half switch cannot be read or written.
+    pub fn drain(&mut self) -> anyhow::Result<Vec<(FlowKey, FlowValue)>> {
+        let old = self.half.get(&0, 0)? & 1;
+        self.half.set(0, 1 - old, 0)?;
+        std::thread::sleep(GRACE);
+        Ok(merge(self.slots.take_half(old)))
     }
 
     /// New keys refused because the table was full, since the program was loaded.
@@ -287,5 +362,49 @@ mod tests {
         .unwrap();
         assert_eq!(report.bad, 0);
         assert_eq!(obs.flows.values().next().unwrap().connections, 4);
+    }
+
+    /// One key counted on two CPUs is one record: counts add up, times
+    /// span both, the latest decision wins; other keys stay apart.
+    #[test]
+    fn records_of_one_key_from_several_cpus_merge() {
+        let key = |port| FlowKey {
+            src: v4_mapped([10, 1, 0, 1]),
+            dst: v4_mapped([10, 2, 0, 1]),
+            ifindex: 2,
+            port,
+            proto: 6,
+            verdict: FLOW_DROP,
+        };
+        let value = |first_ns, last_ns, connections, rule| FlowValue {
+            first_ns,
+            last_ns,
+            connections,
+            src_zone: 1,
+            dst_zone: 2,
+            rule,
+            generation: 1,
+        };
+        let merged = merge(vec![
+            FlowSlot {
+                key: key(443),
+                value: value(100, 500, 3, 7),
+            },
+            FlowSlot {
+                key: key(22),
+                value: value(50, 60, 1, 1),
+            },
+            FlowSlot {
+                key: key(443),
+                value: value(40, 900, 2, 8),
+            },
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                (key(443), value(40, 900, 5, 8)),
+                (key(22), value(50, 60, 1, 1))
+            ]
+        );
     }
 }

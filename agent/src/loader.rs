@@ -35,6 +35,14 @@ pub fn load_baseline() -> anyhow::Result<Ebpf> {
     Ok(ebpf)
 }
 
+/// Sizes the maps that depend on the machine: the flow table has a region
+/// per possible CPU.
+fn sized<'a, 'b>(loader: &'a mut EbpfLoader<'b>) -> anyhow::Result<&'a mut EbpfLoader<'b>> {
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+    let cpus = u32::try_from(cpus).context("the number of CPUs")?;
+    Ok(loader.map_max_entries(maps::FLOWS, maps::flow_entries(cpus)))
+}
+
 /// How the program ended up attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachMode {
@@ -69,7 +77,9 @@ pub struct Attached {
 impl Program {
     /// Loads the embedded object into the kernel (the verifier runs here).
     pub fn load() -> anyhow::Result<Self> {
-        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).context("loading the XDP object")?;
+        let mut ebpf = sized(&mut EbpfLoader::new())?
+            .load(PROGRAM_OBJECT)
+            .context("loading the XDP object")?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .context("the object has no `wardgate` program")?
@@ -84,7 +94,7 @@ impl Program {
     /// compiled-in ones (`established`, `unconfirmed` entries): small tables
     /// let tests fill them.
     pub fn load_with_conntrack(established: u32, unconfirmed: u32) -> anyhow::Result<Self> {
-        let mut ebpf = EbpfLoader::new()
+        let mut ebpf = sized(&mut EbpfLoader::new())?
             .map_max_entries(maps::CONNTRACK, established)
             .map_max_entries(maps::CT_UNCONFIRMED, unconfirmed)
             .load(PROGRAM_OBJECT)
@@ -106,6 +116,7 @@ impl Program {
     /// state of the one before it.
     pub fn load_pinned(dir: &Path) -> anyhow::Result<Self> {
         let mut loader = EbpfLoader::new();
+        sized(&mut loader)?;
         for name in maps::ALL {
             loader.map_pin_path(name, dir.join(name));
         }

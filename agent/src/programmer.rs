@@ -3,12 +3,13 @@
 //! The protocol (see `wardgate_common::maps`): the program reads
 //! `Config::active_set` once per packet and uses only that table set. To load
 //! a policy, the programmer
-//! 1. clears the *inactive* set's LPM trie and pair-table entries (stale keys
-//!    there could be found; zone-info, range and interval entries are reached
-//!    only through them or the fully rewritten IPv4 index, so they are simply
-//!    overwritten),
-//! 2. writes the image's zones, prefixes, IPv4 ranges and index (lowered by
-//!    `wardgate_compiler::v4table`), intervals and pairs into it,
+//! 1. clears the *inactive* set's LPM trie (stale keys there could be found;
+//!    zone-info, pair-list, range and interval entries are reached only
+//!    through the zones it and the fully rewritten IPv4 index classify, so
+//!    they are simply overwritten),
+//! 2. writes the image's zones (with each zone's run of the pair list),
+//!    prefixes, IPv4 ranges and index (lowered by
+//!    `wardgate_compiler::v4table`), pair list and intervals into it,
 //!    and the zones' connection limits (`conntrack::write_limits`),
 //! 3. writes the config once: the other set active, the generation bumped.
 //!
@@ -20,12 +21,13 @@
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key},
+    maps::{Array, LpmTrie, MapData, lpm_trie::Key},
 };
 use wardgate_common::{
-    CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval, PAIR_SET_1,
-    PairKey, Span, V4_INDEX_ENTRIES, V4Range, ZoneInfo,
-    maps::{self, MAX_INTERVALS, MAX_V4_RANGES, MAX_ZONES},
+    CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval, PairEntry, PairKey,
+    Span, V4_INDEX_ENTRIES, V4Range, ZoneInfo,
+    maps::{self, MAX_INTERVALS, MAX_PAIRS, MAX_V4_RANGES, MAX_ZONES},
+    pair_entry_key,
 };
 use wardgate_compiler::{PolicyImage, v4table::V4Table};
 
@@ -78,14 +80,24 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
         maps::ZONES_1
     };
     clear_lpm(ebpf, zones)?;
-    clear_pairs(ebpf, target)?;
+    let interval_base = target * MAX_INTERVALS;
+    let (zone_infos, pairs) = pair_list(image, interval_base);
     {
         let mut info: Array<&mut MapData, ZoneInfo> =
             Array::try_from(map_mut(ebpf, maps::ZONE_INFO)?)?;
         let base = target * MAX_ZONES;
-        for (id, zone) in image.zone_infos().into_iter().enumerate() {
+        for (id, zone) in zone_infos.into_iter().enumerate() {
             info.set(base + id as u32, zone, 0)
                 .with_context(|| format!("writing zone {id}"))?;
+        }
+    }
+    {
+        let mut list: Array<&mut MapData, PairEntry> =
+            Array::try_from(map_mut(ebpf, maps::PAIRS)?)?;
+        let base = target * MAX_PAIRS;
+        for (index, entry) in pairs.into_iter().enumerate() {
+            list.set(base + index as u32, entry, 0)
+                .context("writing the pair list")?;
         }
     }
     {
@@ -114,7 +126,6 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
                 .context("writing the IPv4 index")?;
         }
     }
-    let interval_base = target * MAX_INTERVALS;
     {
         let mut array: Array<&mut MapData, Interval> =
             Array::try_from(map_mut(ebpf, maps::INTERVALS)?)?;
@@ -122,23 +133,6 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
             array
                 .set(interval_base + index as u32, *interval, 0)
                 .with_context(|| format!("writing interval {index}"))?;
-        }
-    }
-    {
-        let mut table: HashMap<&mut MapData, PairKey, Span> =
-            HashMap::try_from(map_mut(ebpf, maps::PAIRS)?)?;
-        for (key, span) in image.pairs() {
-            let key = PairKey {
-                proto: key.proto | set_bit(target),
-                ..*key
-            };
-            let span = Span {
-                first: interval_base + span.first,
-                count: span.count,
-            };
-            table
-                .insert(key, span, 0)
-                .context("writing the pair table")?;
         }
     }
     crate::conntrack::write_limits(ebpf, image, target)?;
@@ -163,9 +157,28 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
     })
 }
 
-/// The `PairKey::proto` bit of table set `set`.
-fn set_bit(set: u32) -> u32 {
-    if set == 0 { 0 } else { PAIR_SET_1 }
+/// The image's pair table as the program reads it (`PairEntry`): each
+/// source zone's entries sorted by key, its run recorded in its `ZoneInfo`,
+/// spans moved to the set's half of the interval array (`interval_base`).
+fn pair_list(image: &PolicyImage, interval_base: u32) -> (Vec<ZoneInfo>, Vec<PairEntry>) {
+    let mut infos = image.zone_infos();
+    let mut pairs: Vec<(PairKey, Span)> = image.pairs().to_vec();
+    pairs.sort_by_key(|(k, _)| (k.src_zone, pair_entry_key(k.dst_zone, k.proto)));
+    let mut list = Vec::with_capacity(pairs.len());
+    for (key, span) in pairs {
+        if let Some(info) = infos.get_mut(key.src_zone as usize) {
+            if info.pairs_count == 0 {
+                info.pairs_first = list.len() as u32;
+            }
+            info.pairs_count += 1;
+        }
+        list.push(PairEntry {
+            key: pair_entry_key(key.dst_zone, key.proto),
+            first: interval_base + span.first,
+            count: span.count,
+        });
+    }
+    (infos, list)
 }
 
 fn clear_lpm(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
@@ -177,19 +190,44 @@ fn clear_lpm(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes table set `set`'s entries from the pair table.
-fn clear_pairs(ebpf: &mut Ebpf, set: u32) -> anyhow::Result<()> {
-    let mut table: HashMap<&mut MapData, PairKey, Span> =
-        HashMap::try_from(map_mut(ebpf, maps::PAIRS)?)?;
-    let keys: Vec<PairKey> = table
-        .keys()
-        .filter(|k| {
-            k.as_ref()
-                .map_or(true, |k| k.proto & PAIR_SET_1 == set_bit(set))
-        })
-        .collect::<Result<_, _>>()?;
-    for key in keys {
-        table.remove(&key)?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each source zone's entries are one run, sorted by key, and its
+    /// `ZoneInfo` names the run; spans move to the set's interval half.
+    #[test]
+    fn the_pair_list_has_one_sorted_run_per_source_zone() {
+        let loaded = wardgate_lang::parse_str(
+            "site.ward",
+            "zone a { networks 10.1.0.0/16 }\nzone b { networks 10.2.0.0/16 }\n\
+             zone c { networks 10.3.0.0/16 }\n\
+             allow a -> c : tcp/443, udp/53\nallow a -> b : tcp/22\nallow a -> b : udp/123\nallow c -> a : icmp/echo-request\n",
+        );
+        let image = wardgate_compiler::compile(&loaded, &wardgate_compiler::Options::default())
+            .0
+            .unwrap();
+        let (infos, list) = pair_list(&image, 1000);
+        assert_eq!(list.len(), image.pairs().len());
+        let mut covered = 0;
+        for (zone, info) in infos.iter().enumerate() {
+            let run = &list[info.pairs_first as usize..][..info.pairs_count as usize];
+            assert!(run.windows(2).all(|w| w[0].key < w[1].key), "zone {zone}");
+            for entry in run {
+                let (key, span) = image
+                    .pairs()
+                    .iter()
+                    .find(|(k, _)| {
+                        k.src_zone as usize == zone
+                            && pair_entry_key(k.dst_zone, k.proto) == entry.key
+                    })
+                    .expect("every entry is one of the zone's pairs");
+                assert_eq!(entry.first, 1000 + span.first, "{key:?}");
+                assert_eq!(entry.count, span.count);
+            }
+            covered += run.len();
+        }
+        assert_eq!(covered, list.len());
+        assert!(infos.iter().filter(|i| i.pairs_count > 0).count() >= 2);
     }
-    Ok(())
 }

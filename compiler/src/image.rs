@@ -459,7 +459,11 @@ impl PolicyImage {
     pub fn zone_infos(&self) -> Vec<ZoneInfo> {
         self.zones
             .iter()
-            .map(|z| ZoneInfo { flags: z.flags })
+            .map(|z| ZoneInfo {
+                flags: z.flags,
+                // The loader fills in the zone's run of the pair list.
+                ..ZoneInfo::default()
+            })
             .collect()
     }
 

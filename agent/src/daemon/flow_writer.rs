@@ -1,6 +1,5 @@
 //! The flows log writer, on a thread of its own: every `flows_interval` it
-//! drains the pinned flow table (each key read and deleted in one call, see
-//! `flowlog`), names zones and rules from the images of their generations
+//! drains the pinned flow table (a half at a time, see `flowlog`), names zones and rules from the images of their generations
 //! and appends one JSON line per key. When the kernel refused new keys
 //! because the table was full, it says so in the log (a `note` line) and in
 //! the metrics. It drains once more when the agent stops.
@@ -23,9 +22,6 @@ use crate::{
 
 use super::{Shared, lock};
 
-/// Keys per drain at most: the table's capacity.
-const MAX_KEYS: usize = wardgate_common::maps::MAX_FLOWS as usize;
-
 /// What the writer did, for metrics.
 #[derive(Debug, Default)]
 pub(super) struct Stats {
@@ -47,7 +43,7 @@ struct Thread {
 
 impl Thread {
     fn drain(&mut self) {
-        let taken = match self.table.drain(MAX_KEYS) {
+        let taken = match self.table.drain() {
             Ok(t) => t,
             Err(e) => {
                 log::error!("flows: draining the flow table failed: {e:#}");

@@ -9,8 +9,7 @@
 //!
 //! How a set is addressed: the LPM tries are two maps (`ZONES_0`, `ZONES_1`);
 //! every other table is ONE map holding both sets, set 1 after set 0 (array
-//! index `set * CAPACITY + i`; for the pair hash, `PairKey::proto` carries
-//! [`crate::PAIR_SET_1`]). One map per table keeps each map pointer constant at
+//! index `set * CAPACITY + i`). One map per table keeps each map pointer constant at
 //! its call site, which lets the verifier inline array lookups; choosing
 //! between two maps at run time forces a helper call per lookup.
 
@@ -31,7 +30,9 @@ pub const V4_RANGES: &str = "WG_V4_RANGES";
 /// `Array<ZoneInfo>`, `2 * MAX_ZONES`, indexed by `set * MAX_ZONES + zone id`.
 pub const ZONE_INFO: &str = "WG_ZONE_INFO";
 
-/// `HashMap<PairKey, Span>`: (src zone, dst zone, protocol | set) to a span of intervals.
+/// `Array<PairEntry>`, `2 * MAX_PAIRS`: (dst zone, protocol) to a span of
+/// intervals, in runs per source zone (`ZoneInfo::pairs_first`) sorted by
+/// key; runs point into their own set's half of `INTERVALS`.
 pub const PAIRS: &str = "WG_PAIRS";
 
 /// `Array<Interval>`, `2 * MAX_INTERVALS`: sorted, disjoint port/type
@@ -91,14 +92,25 @@ pub const SCRATCH: &str = "WG_SCRATCH";
 /// `PerCpuArray<RateLimit>`, one entry: the per-CPU event token bucket.
 pub const EVENT_RATE: &str = "WG_EVENT_RATE";
 
-/// `HashMap<FlowKey, FlowValue>`: flow records of new connections, drained
-/// (read, then deleted) by the agent. A plain hash, not an LRU: a full map
-/// refuses new keys (counted in `FLOW_FULL`) instead of silently evicting
-/// records not yet drained.
+/// `Array<FlowSlot>` (mmapable), [`flow_entries`] entries: flow records of
+/// new connections, per CPU and half (`crate::flows`), read and cleared by
+/// the agent a half at a time. A full region refuses new keys (counted in
+/// `FLOW_FULL`) instead of evicting records not yet drained.
 pub const FLOWS: &str = "WG_FLOWS";
+
+/// `Array<u32>`, one entry: the half of `FLOWS` the program writes (0 or 1).
+pub const FLOW_HALF: &str = "WG_FLOW_HALF";
 
 /// `PerCpuArray<u64>`, one entry: new keys refused because `FLOWS` was full.
 pub const FLOW_FULL: &str = "WG_FLOW_FULL";
+
+/// Entries of `FLOWS` for `cpus` possible CPUs: two halves of
+/// `FLOW_SLOTS` each per CPU. The object declares it for one CPU; the
+/// agent sizes the map for the machine when it loads the program.
+#[must_use]
+pub const fn flow_entries(cpus: u32) -> u32 {
+    cpus * 2 * crate::flows::FLOW_SLOTS
+}
 
 /// Every map name the program defines; the agent and a test check the object against it.
 pub const ALL: &[&str] = &[
@@ -124,6 +136,7 @@ pub const ALL: &[&str] = &[
     EVENT_RATE,
     SCRATCH,
     FLOWS,
+    FLOW_HALF,
     FLOW_FULL,
 ];
 
@@ -149,8 +162,6 @@ pub const fn ct_reserve(capacity: u32) -> u32 {
 }
 /// Charge slots: one per zone, then the pool and the reserve.
 pub const CT_SLOTS: u32 = MAX_ZONES + 2;
-/// Distinct flow keys between two drains (the agent drains every few seconds).
-pub const MAX_FLOWS: u32 = 65_536;
 pub const MAX_FRAGMENTS: u32 = 16_384;
 pub const MAX_QUARANTINE: u32 = 65_536;
 pub const MAX_FAILSAFE: u32 = 1_024;
@@ -158,6 +169,9 @@ pub const EVENTS_BYTES: u32 = 1 << 22;
 
 /// Binary search steps within one /16 block's IPv4 ranges (at most 65,536).
 pub const V4_SEARCH_STEPS: u32 = 17;
+
+/// Binary search steps over one source zone's pair list (2^21 > `MAX_PAIRS`).
+pub const PAIR_SEARCH_STEPS: u32 = 21;
 
 /// Binary search steps over one pair's intervals: 2^17 > 65,536 + 1 intervals,
 /// the most a partition of the port space can have.

@@ -84,11 +84,15 @@ pub const ZONE_ISOLATED: u32 = 1 << 1;
 /// intervals that no deny covers allow ([`VERDICT_ALLOW`] with [`RULE_NONE`]).
 pub const ZONE_INTRA_TABLE: u32 = 1 << 2;
 
-/// Per-zone flags, indexed by zone id.
+/// Per-zone flags and the zone's run of the pair list, indexed by zone id.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZoneInfo {
     pub flags: u32,
+    /// This zone's entries in the pair list (as source zone): the first,
+    /// counted from the start of its table set's half, and how many.
+    pub pairs_first: u32,
+    pub pairs_count: u32,
 }
 
 /// IPv4 classification: one entry of the sorted, disjoint ranges that cover
@@ -107,18 +111,37 @@ pub struct V4Range {
 /// Entries of the IPv4 index: one per /16 block, plus the end of the last run.
 pub const V4_INDEX_ENTRIES: u32 = (1 << 16) + 1;
 
-/// [`PairKey::proto`] bit of the entries of table set 1 (see `maps`).
-pub const PAIR_SET_1: u32 = 1 << 16;
-
-/// Key of the pair table: which intervals decide traffic from `src_zone` to
-/// `dst_zone` with IP protocol `proto` (or [`PROTO_ANY`]). In the map, `proto`
-/// also carries [`PAIR_SET_1`] for entries of table set 1.
+/// Which intervals decide traffic from `src_zone` to `dst_zone` with IP
+/// protocol `proto` (or [`PROTO_ANY`]): the compiled image's pair table. The
+/// program reads it as a [`PairEntry`] list, sorted per source zone.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PairKey {
     pub src_zone: u32,
     pub dst_zone: u32,
     pub proto: u32,
+}
+
+/// One entry of the pair list (`maps::PAIRS`): a source zone's entries
+/// ([`ZoneInfo::pairs_first`], [`ZoneInfo::pairs_count`]) are sorted by
+/// `key`, which the program binary-searches with array lookups (no hash-map
+/// call).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairEntry {
+    /// [`pair_entry_key`] of the destination zone and protocol.
+    pub key: u32,
+    /// The intervals, as [`Span`].
+    pub first: u32,
+    pub count: u32,
+}
+
+/// [`PairEntry::key`]: destination zone (below `MAX_ZONES`, 2^16) in the
+/// high half, protocol (at most [`PROTO_ANY`]) in the low half.
+#[inline(always)]
+#[must_use]
+pub const fn pair_entry_key(dst_zone: u32, proto: u32) -> u32 {
+    dst_zone << 16 | proto
 }
 
 /// A run of `count` intervals starting at index `first` of the interval array.
@@ -541,7 +564,9 @@ pub struct RateLimit {
 const _: () = {
     use core::mem::size_of;
     assert!(size_of::<Config>() == 32);
-    assert!(size_of::<ZoneInfo>() == 4);
+    assert!(size_of::<ZoneInfo>() == 12);
+    assert!(size_of::<PairEntry>() == 12);
+    assert!(crate::maps::MAX_ZONES <= 1 << 16 && PROTO_ANY < 1 << 16);
     assert!(size_of::<PairKey>() == 12);
     assert!(size_of::<Span>() == 8);
     assert!(size_of::<V4Range>() == 8);
@@ -562,8 +587,8 @@ const _: () = {
 #[allow(unsafe_code, reason = "aya::Pod is an unsafe marker trait")]
 mod pod {
     use super::{
-        Config, CtEntry, CtKey, Event, FailsafeKey, FragKey, Interval, PairKey, RateLimit, Span,
-        V4Range, ZoneInfo,
+        Config, CtEntry, CtKey, Event, FailsafeKey, FragKey, Interval, PairEntry, PairKey,
+        RateLimit, Span, V4Range, ZoneInfo,
     };
     // SAFETY: every type here is `#[repr(C)]`, `Copy`, made only of integers and
     // integer arrays, and has no padding (sizes asserted above), so any bit
@@ -571,6 +596,8 @@ mod pod {
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for ZoneInfo {}
     unsafe impl aya::Pod for PairKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for PairEntry {}
     unsafe impl aya::Pod for Span {}
     unsafe impl aya::Pod for V4Range {}
     unsafe impl aya::Pod for Interval {}

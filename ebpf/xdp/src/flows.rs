@@ -1,33 +1,37 @@
 //! Flow records: each new connection the program decides (allowed, dropped,
 //! audited) adds one to its key in `WG_FLOWS`; the established path never
 //! comes here. The key has the destination port (or ICMP type), never the
-//! client's port. A full map refuses the key and counts it in
-//! `WG_FLOW_FULL`: no eviction, no wait.
-
-use core::{
-    intrinsics::{AtomicOrdering, atomic_xadd},
-    mem::MaybeUninit,
-};
+//! client's port.
+//!
+//! `WG_FLOWS` is an array this module indexes itself (layout in
+//! `wardgate_common::flows`): the key's hash picks a slot in this CPU's
+//! region of the half `WG_FLOW_HALF` names, and the key takes the first free
+//! or matching slot of `FLOW_PROBES` from there. Array lookups are inlined
+//! by the verifier, so a record costs no helper call; only this CPU writes
+//! its region of the active half, so the updates need no atomics. A key
+//! that finds no slot is counted in `WG_FLOW_FULL`: no eviction, no wait.
 
 use aya_ebpf::{
+    helpers::bpf_get_smp_processor_id,
     macros::map,
-    maps::{HashMap, PerCpuArray},
+    maps::{Array, PerCpuArray},
     programs::XdpContext,
 };
 use wardgate_common::{
-    FLOW_ALLOW, FLOW_AUDIT, FLOW_DROP, FLOW_FULL_SLOT, FlowKey, FlowValue, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, maps::MAX_FLOWS,
+    FLOW_ALLOW, FLOW_AUDIT, FLOW_DROP, FLOW_FULL_SLOT, FLOW_PROBES, FLOW_SLOTS, FlowKey, FlowSlot,
+    FlowValue, IPPROTO_ICMP, IPPROTO_ICMPV6, flow_hash, flow_region, maps::flow_entries,
 };
 
 use crate::{decide::Decision, parse::Packet};
 
-/// `BPF_NOEXIST`: insert only if the key is new.
-const BPF_NOEXIST: u64 = 1;
-/// `-EEXIST`: another CPU inserted the key first.
-const EEXIST: i32 = -17;
+/// `BPF_F_MMAPABLE`: the agent maps the array to read and clear a half.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 #[map(name = "WG_FLOWS")]
-static FLOWS: HashMap<FlowKey, FlowValue> = HashMap::with_max_entries(MAX_FLOWS, 0);
+static FLOWS: Array<FlowSlot> = Array::with_max_entries(flow_entries(1), BPF_F_MMAPABLE);
+
+#[map(name = "WG_FLOW_HALF")]
+static FLOW_HALF: Array<u32> = Array::with_max_entries(1, 0);
 
 #[map(name = "WG_FLOW_FULL")]
 static FLOW_FULL: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -55,30 +59,82 @@ pub fn record(ctx: &XdpContext, p: &Packet, d: &Decision, verdict: u8, generatio
         p.dport
     };
     let (src, dst) = p.addr_words();
-    let mut slot = MaybeUninit::<FlowKey>::uninit();
-    let words = slot.as_mut_ptr().cast::<u64>();
-    // SAFETY: `FlowKey` is `repr(C, align(8))`, 40 bytes: words 0-1 are
-    // `src`, 2-3 `dst`, and word 4 is `ifindex`, `port`, `proto` and
-    // `verdict` (little-endian, offsets asserted in `wardgate_common`).
-    // Word stores: the kernel hashes the key with word loads, which stall
-    // on a key written byte by byte.
-    let key = unsafe {
-        words.write(src[0]);
-        words.add(1).write(src[1]);
-        words.add(2).write(dst[0]);
-        words.add(3).write(dst[1]);
-        words.add(4).write(
-            u64::from(ifindex)
-                | u64::from(port) << 32
-                | u64::from(p.proto) << 48
-                | u64::from(verdict) << 56,
-        );
-        slot.assume_init_ref()
-    };
-    if add(key, d, generation, now) {
-        return;
+    // The key's words in `FlowKey` layout: word 4 is `ifindex`, `port`,
+    // `proto` and `verdict` (little-endian; offsets asserted in
+    // `wardgate_common`).
+    let key = [
+        src[0],
+        src[1],
+        dst[0],
+        dst[1],
+        u64::from(ifindex)
+            | u64::from(port) << 32
+            | u64::from(p.proto) << 48
+            | u64::from(verdict) << 56,
+    ];
+    let hash = flow_hash(key);
+    // SAFETY: a BPF helper with no arguments (inlined by the verifier).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let half = FLOW_HALF.get(0).copied().unwrap_or(0);
+    let region = flow_region(cpu, half);
+    for probe in 0..FLOW_PROBES {
+        let index = region + (hash.wrapping_add(probe) & (FLOW_SLOTS - 1));
+        // Beyond the map (a CPU the agent did not size it for): full.
+        let Some(slot) = FLOWS.get_ptr_mut(index) else {
+            break;
+        };
+        // SAFETY: a pointer into the array from a successful lookup, valid
+        // for this run; only this CPU writes its region of the active half
+        // (the agent reads a half only after the program stopped writing it).
+        let slot = unsafe { &mut *slot };
+        if slot.value.connections == 0 {
+            claim(slot, &key, d, generation, now);
+            return;
+        }
+        if matches(&slot.key, &key) {
+            let v = &mut slot.value;
+            v.connections += 1;
+            v.last_ns = now;
+            v.src_zone = d.src_zone;
+            v.dst_zone = d.dst_zone;
+            v.rule = d.rule;
+            v.generation = generation;
+            return;
+        }
     }
-    let value = FlowValue {
+    if let Some(full) = FLOW_FULL.get_ptr_mut(FLOW_FULL_SLOT) {
+        // SAFETY: this CPU's slot, from a successful lookup.
+        unsafe { *full += 1 };
+    }
+}
+
+/// Whether the slot's key is `key` (word compares).
+#[inline(always)]
+fn matches(slot: &FlowKey, key: &[u64; 5]) -> bool {
+    let words = (slot as *const FlowKey).cast::<u64>();
+    // SAFETY: `FlowKey` is `repr(C, align(8))`, 40 bytes: five aligned words.
+    unsafe {
+        words.read() == key[0]
+            && words.add(1).read() == key[1]
+            && words.add(2).read() == key[2]
+            && words.add(3).read() == key[3]
+            && words.add(4).read() == key[4]
+    }
+}
+
+/// Writes a free slot: the key as five word stores, then the value.
+#[inline(always)]
+fn claim(slot: &mut FlowSlot, key: &[u64; 5], d: &Decision, generation: u32, now: u64) {
+    let words = (&raw mut slot.key).cast::<u64>();
+    // SAFETY: as in `matches`.
+    unsafe {
+        words.write(key[0]);
+        words.add(1).write(key[1]);
+        words.add(2).write(key[2]);
+        words.add(3).write(key[3]);
+        words.add(4).write(key[4]);
+    }
+    slot.value = FlowValue {
         first_ns: now,
         last_ns: now,
         connections: 1,
@@ -87,40 +143,4 @@ pub fn record(ctx: &XdpContext, p: &Packet, d: &Decision, verdict: u8, generatio
         rule: d.rule,
         generation,
     };
-    match FLOWS.insert(key, &value, BPF_NOEXIST) {
-        Ok(()) => {}
-        // Another CPU inserted it between our lookup and insert.
-        Err(e) if e == EEXIST => {
-            let _ = add(key, d, generation, now);
-        }
-        Err(_) => {
-            if let Some(full) = FLOW_FULL.get_ptr_mut(FLOW_FULL_SLOT) {
-                // SAFETY: this CPU's slot, from a successful lookup.
-                unsafe { *full += 1 };
-            }
-        }
-    }
-}
-
-/// Adds a connection to an existing key; false if the key is not there.
-#[inline(always)]
-fn add(key: &FlowKey, d: &Decision, generation: u32, now: u64) -> bool {
-    let Some(v) = FLOWS.get_ptr_mut(key) else {
-        return false;
-    };
-    // SAFETY: a pointer from a successful hash lookup, valid for this run
-    // (RCU). Other CPUs may update the same value: the count is an atomic
-    // add; the other fields are plain stores of the latest decision, where
-    // a race leaves one of two valid decisions.
-    unsafe {
-        // `AtomicU64::fetch_add` does not exist for BPF (no 64-bit atomics
-        // in `target_has_atomic`), but the instruction does: `lock xadd`.
-        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*v).connections, 1);
-        (*v).last_ns = now;
-        (*v).src_zone = d.src_zone;
-        (*v).dst_zone = d.dst_zone;
-        (*v).rule = d.rule;
-        (*v).generation = generation;
-    }
-    true
 }

@@ -2,7 +2,7 @@
 //! `wardgate_common::maps`; `#[map(name = ...)]` takes only a literal, so a
 //! kernel test checks the built object against `maps::ALL`.
 //!
-//! Policy maps come in two table sets (0 and 1); [`zone_of`], [`zone_flags`],
+//! Policy maps come in two table sets (0 and 1); [`zone_of`], [`zone_info`],
 //! [`pair`] and [`interval`] pick the set the config names.
 
 use aya_ebpf::{
@@ -10,13 +10,14 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
 };
 use wardgate_common::{
-    Config, Counters, CtEntry, CtKey, FailsafeKey, FragKey, Interval, PairKey, RateLimit, Span,
+    Config, Counters, CtEntry, CtKey, FailsafeKey, FragKey, Interval, PairEntry, RateLimit, Span,
     V4_INDEX_ENTRIES, V4Range, WORLD_ZONE, ZoneInfo,
     maps::{
         CT_SLOTS, EVENTS_BYTES, MAX_CONNECTIONS, MAX_FAILSAFE, MAX_FRAGMENTS, MAX_INTERVALS,
         MAX_PAIRS, MAX_PREFIXES, MAX_QUARANTINE, MAX_RULES, MAX_UNCONFIRMED, MAX_V4_RANGES,
-        MAX_ZONES, V4_SEARCH_STEPS,
+        MAX_ZONES, PAIR_SEARCH_STEPS, V4_SEARCH_STEPS,
     },
+    pair_entry_key,
 };
 
 use crate::{load, parse::Packet};
@@ -42,7 +43,7 @@ static V4_RANGES: Array<V4Range> = Array::with_max_entries(2 * MAX_V4_RANGES, 0)
 static ZONE_INFO: Array<ZoneInfo> = Array::with_max_entries(2 * MAX_ZONES, 0);
 
 #[map(name = "WG_PAIRS")]
-static PAIRS: HashMap<PairKey, Span> = HashMap::with_max_entries(2 * MAX_PAIRS, BPF_F_NO_PREALLOC);
+static PAIRS: Array<PairEntry> = Array::with_max_entries(2 * MAX_PAIRS, 0);
 
 #[map(name = "WG_INTERVALS")]
 static INTERVALS: Array<Interval> = Array::with_max_entries(2 * MAX_INTERVALS, 0);
@@ -219,17 +220,43 @@ pub fn zone_of(set: u32, addr: &[u8; 16]) -> u32 {
     found.copied().unwrap_or(WORLD_ZONE)
 }
 
-/// `ZONE_*` flags of a zone.
+/// A zone's flags and run of the pair list (all zero for an unknown id).
 #[inline(always)]
-pub fn zone_flags(set: u32, zone: u32) -> u32 {
-    ZONE_INFO.get(set * MAX_ZONES + zone).map_or(0, |i| i.flags)
+pub fn zone_info(set: u32, zone: u32) -> ZoneInfo {
+    ZONE_INFO
+        .get(set * MAX_ZONES + zone)
+        .copied()
+        .unwrap_or_default()
 }
 
-/// The span of intervals for `key` (whose `proto` already carries the set bit).
+/// The span of intervals for traffic from the zone of `src` to `dst_zone`
+/// with protocol `proto` (or `PROTO_ANY`): a binary search of the source
+/// zone's run of the pair list, array lookups only.
 #[inline(always)]
-pub fn pair(key: &PairKey) -> Option<Span> {
-    // SAFETY: the value is copied out at once; the agent never resizes values.
-    unsafe { PAIRS.get(key) }.copied()
+pub fn pair(set: u32, src: &ZoneInfo, dst_zone: u32, proto: u32) -> Option<Span> {
+    if src.pairs_count == 0 {
+        return None;
+    }
+    let key = pair_entry_key(dst_zone, proto);
+    let mut base = set * MAX_PAIRS + src.pairs_first;
+    let mut len = src.pairs_count;
+    for _ in 0..PAIR_SEARCH_STEPS {
+        if len <= 1 {
+            break;
+        }
+        let half = len / 2;
+        match PAIRS.get(base + half) {
+            Some(e) if e.key <= key => base += half,
+            Some(_) => {}
+            None => return None,
+        }
+        len -= half;
+    }
+    let found = PAIRS.get(base)?;
+    (len == 1 && found.key == key).then_some(Span {
+        first: found.first,
+        count: found.count,
+    })
 }
 
 /// Interval `index` (spans point into their own set's half).

@@ -1,13 +1,13 @@
 //! Flow records (`WG_FLOWS`) under `BPF_PROG_TEST_RUN`: one count per new
 //! connection decision, keyed by destination port (never the client's),
-//! none on the established path, read-and-deleted by the agent's drain, and
+//! none on the established path, read-and-cleared by the agent's drain, and
 //! a full table counted instead of evicting.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use wardgate_agent::flowlog::FlowTable;
-use wardgate_common::{FLOW_ALLOW, FLOW_AUDIT, FLOW_DROP, maps::MAX_FLOWS, v4_mapped};
+use wardgate_common::{FLOW_ALLOW, FLOW_AUDIT, FLOW_DROP, FLOW_SLOTS, v4_mapped};
 use wardgate_tests::{
     enforcer::Enforcer,
     packet::{self, L4, tcp_flags},
@@ -39,7 +39,7 @@ fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
 
 /// Drained records as (dst last octet, port, proto, verdict) -> connections.
 fn drained(t: &mut FlowTable) -> BTreeMap<(u8, u16, u8, u8), u64> {
-    t.drain(usize::MAX)
+    t.drain()
         .unwrap()
         .into_iter()
         .map(|(k, v)| ((k.dst[15], k.port, k.proto, k.verdict), v.connections))
@@ -82,7 +82,7 @@ fn each_new_connection_is_counted_once_by_destination_port_and_verdict() {
         }
     )));
 
-    let records = table.drain(usize::MAX).unwrap();
+    let records = table.drain().unwrap();
     let first = records.iter().find(|(k, _)| k.port == 443).unwrap();
     assert_eq!(first.0.src, v4_mapped([10, 1, 0, 1]));
     assert_eq!(first.1.rule, e.image.rules()[0].id, "the deciding rule");
@@ -107,22 +107,48 @@ fn each_new_connection_is_counted_once_by_destination_port_and_verdict() {
     );
 }
 
+/// Keeps this test's thread on the CPU it runs on: every test run then
+/// writes the same CPU's region of the table.
+fn stay_on_this_cpu() {
+    // SAFETY: plain libc calls on this thread with a zeroed, then set, CPU set.
+    #[allow(unsafe_code, reason = "sched_setaffinity(2)")]
+    unsafe {
+        let cpu = usize::try_from(libc::sched_getcpu()).expect("sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
 #[test]
 fn a_full_table_refuses_new_keys_and_counts_them() {
     if !privilege::kernel_tests_can_run("a_full_table_refuses_new_keys_and_counts_them") {
         return;
     }
+    stay_on_this_cpu();
     let mut e = Enforcer::new(POLICY);
     let mut table = FlowTable::take(e.program.ebpf_mut()).unwrap();
-    let extra = 5u32;
-    // Distinct keys: destination port and address vary (drops: nothing tracked).
-    for i in 0..MAX_FLOWS + extra {
+    // Twice the region of one CPU, distinct keys: destination port and
+    // address vary (drops: nothing tracked).
+    let sent = 2 * FLOW_SLOTS;
+    for i in 0..sent {
         let dst = format!("10.2.{}.{}", 1 + i / 60_000, 1);
         let port = u16::try_from(1000 + i % 60_000).unwrap();
         assert!(!e.passes(&tcp("10.1.0.1", &dst, 40000, port, tcp_flags::SYN)));
     }
-    assert_eq!(table.refused().unwrap(), u64::from(extra));
-    assert_eq!(table.drain(usize::MAX).unwrap().len(), MAX_FLOWS as usize);
+    let refused = table.refused().unwrap();
+    let kept = table.drain().unwrap().len() as u64;
+    // Nothing lost: every key is either kept or counted as refused.
+    assert_eq!(kept + refused, u64::from(sent));
+    assert!(refused >= u64::from(FLOW_SLOTS), "{refused} refused");
+    // The region fills before it refuses (probing finds the free slots).
+    assert!(
+        kept * 10 >= u64::from(FLOW_SLOTS) * 9,
+        "{kept} kept of {FLOW_SLOTS} slots"
+    );
     // Drained, the table takes new keys again.
     assert!(e.passes(&tcp("10.1.0.1", "10.2.0.9", 40000, 443, tcp_flags::SYN)));
     assert_eq!(drained(&mut table).len(), 1);
