@@ -43,7 +43,8 @@ fn issue14_report_grows_linearly_with_zones() {
     let _ = render_all(&small);
     let (mut time_n, mut time_4n) = (Duration::MAX, Duration::MAX);
     let (mut len_n, mut len_4n) = (0, 0);
-    for _ in 0..3 {
+    // The fastest of five: the machine may be busy with other tests.
+    for _ in 0..5 {
         let t = Instant::now();
         len_n = render_all(&small);
         time_n = time_n.min(t.elapsed());
@@ -51,10 +52,11 @@ fn issue14_report_grows_linearly_with_zones() {
         len_4n = render_all(&large);
         time_4n = time_4n.min(t.elapsed());
     }
-    // Linear work gives about 4 (output and time); zones squared gives 16.
+    // Linear work gives about 4 (output and time; 5 to 9 measured, as
+    // caches stop holding the larger policy); zones squared gives 16.
     let ratio = time_4n.as_secs_f64() / time_n.as_secs_f64().max(1e-6);
     assert!(
-        ratio < 10.0,
+        ratio < 12.0,
         "{n} zones: {time_n:?}, {} zones: {time_4n:?} (ratio {ratio:.1})",
         4 * n
     );
