@@ -20,8 +20,8 @@ use std::{fmt::Write as _, net::IpAddr, time::Duration};
 
 use aya::programs::Xdp;
 use serde_json::json;
-use wardgate_agent::loader;
-use wardgate_common::counter;
+use wardgate_agent::{loader, programmer};
+use wardgate_common::{CONFIG_FLOWS, counter};
 use wardgate_tests::{
     enforcer::{Enforcer, image},
     packet::{self, L4, tcp_flags},
@@ -145,6 +145,36 @@ impl Rounds {
     }
 }
 
+/// What flow records cost a new-connection case: the same program run with
+/// `CONFIG_FLOWS` and without it, interleaved over `rounds` rounds like the
+/// baseline; (median, min, max) of the with/without ratios.
+fn flow_cost(e: &mut Enforcer, rounds: usize, frame: &[u8], expect: u32) -> (f64, f64, f64) {
+    let mut run = |on: bool| {
+        programmer::update_config(e.program.ebpf_mut(), |c| {
+            if on {
+                c.flags |= CONFIG_FLOWS;
+            } else {
+                c.flags &= !CONFIG_FLOWS;
+            }
+        })
+        .expect("writing the config");
+        measure(e.program.xdp(), frame, expect)
+    };
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let (with, without) = if round % 2 == 0 {
+            let without = run(false);
+            (run(true), without)
+        } else {
+            let with = run(true);
+            (with, run(false))
+        };
+        ratios.push(with / without);
+    }
+    let median = median(&mut ratios);
+    (median, ratios[0], ratios[ratios.len() - 1])
+}
+
 fn main() {
     if !privilege::kernel_tests_can_run("bench datapath") {
         return;
@@ -250,7 +280,20 @@ fn main() {
                     "{case:<12} {prefixes:>9} {rules:>7} {value:>10.1} {base:>10.1} {ratio:>6.2}x {:>15}",
                     format!("{min:.2}-{max:.2}x")
                 );
+                let flows = case
+                    .starts_with("new")
+                    .then(|| flow_cost(&mut e, rounds, frame, *expect));
+                if let Some((median, min, max)) = flows {
+                    println!(
+                        "{:<12} {prefixes:>9} {rules:>7}   flow records cost {:+.1}% of the path ({:+.1}% to {:+.1}%)",
+                        "",
+                        100.0 * (median - 1.0),
+                        100.0 * (min - 1.0),
+                        100.0 * (max - 1.0)
+                    );
+                }
                 results.push(json!({
+                    "flow_records_cost_median": flows.map(|f| f.0 - 1.0),
                     "case": case,
                     "prefixes": prefixes,
                     "rules": rules,

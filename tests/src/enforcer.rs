@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use wardgate_agent::{Program, events::EventReader, programmer, quarantine};
-use wardgate_common::Event;
+use wardgate_common::{CONFIG_FLOWS, Event};
 use wardgate_compiler::{Options, PolicyImage};
 
 use crate::testrun;
@@ -40,7 +40,7 @@ impl Enforcer {
 
     pub fn with_image(image: PolicyImage) -> Self {
         let mut program = Program::load().expect("loading the XDP program");
-        programmer::load(program.ebpf_mut(), &image, 0).expect("programming the maps");
+        programmer::load(program.ebpf_mut(), &image, CONFIG_FLOWS).expect("programming the maps");
         let events = EventReader::new(program.ebpf_mut()).expect("opening the event ring");
         Self {
             program,
@@ -55,7 +55,7 @@ impl Enforcer {
         let image = image(source);
         let mut program = Program::load_with_conntrack(established, unconfirmed)
             .expect("loading the XDP program");
-        programmer::load(program.ebpf_mut(), &image, 0).expect("programming the maps");
+        programmer::load(program.ebpf_mut(), &image, CONFIG_FLOWS).expect("programming the maps");
         let events = EventReader::new(program.ebpf_mut()).expect("opening the event ring");
         Self {
             program,
@@ -67,7 +67,7 @@ impl Enforcer {
     /// Switches to the policy compiled from `source` (a reload).
     pub fn reload(&mut self, source: &str) {
         self.image = image(source);
-        programmer::load(self.program.ebpf_mut(), &self.image, 0).expect("reloading");
+        programmer::load(self.program.ebpf_mut(), &self.image, CONFIG_FLOWS).expect("reloading");
     }
 
     /// The action the program returns for `frame`.

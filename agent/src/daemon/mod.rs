@@ -52,7 +52,7 @@ use tokio::{
     net::{TcpListener, UnixListener},
     sync::watch,
 };
-use wardgate_common::{CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_MONITOR_ALL, maps};
+use wardgate_common::{CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_FLOWS, CONFIG_MONITOR_ALL, maps};
 use wardgate_compiler::PolicyImage;
 
 use crate::{
@@ -173,6 +173,9 @@ pub(super) fn flags(settings: &Settings) -> u32 {
     }
     if settings.fast_path {
         flags |= CONFIG_FAST_PATH;
+    }
+    if settings.flows_log.is_some() {
+        flags |= CONFIG_FLOWS;
     }
     flags
 }

@@ -45,6 +45,11 @@ pub const CONFIG_FAST_PATH: u32 = 1 << 3;
 /// of a gateway with nothing quarantined. Kept by the agent's quarantine calls.
 pub const CONFIG_QUARANTINE: u32 = 1 << 4;
 
+/// [`Config::flags`]: record new-connection decisions in the flow table
+/// (`crate::flows`). The agent sets it when it writes a flows log; without
+/// one, nothing would drain the table.
+pub const CONFIG_FLOWS: u32 = 1 << 5;
+
 /// [`Config::events_per_sec`] when the agent sets none.
 pub const DEFAULT_EVENTS_PER_SEC: u32 = 1_000;
 

@@ -18,8 +18,9 @@
 //!    here (`forward`) instead of by the kernel stack, where the FIB allows.
 //!
 //! Every verdict is counted (per-CPU) and drops and audits go to a
-//! rate-limited ring buffer (`events`); each policy decision of step 6 is
-//! also counted per flow key (`flows`), losslessly until that map is full.
+//! rate-limited ring buffer (`events`); with `CONFIG_FLOWS`, each policy
+//! decision of step 6 is also counted per flow key (`flows`), losslessly
+//! until that table is full.
 #![no_std]
 #![no_main]
 // `atomic_xadd` for the flow counts (`flows`) and the connection charges
@@ -50,9 +51,9 @@ mod parse;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use wardgate_common::{
-    CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_LOADED, CONFIG_MONITOR_ALL, CONFIG_QUARANTINE,
-    CT_ESTABLISHED, Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE, counter,
+    CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_FLOWS, CONFIG_LOADED, CONFIG_MONITOR_ALL,
+    CONFIG_QUARANTINE, CT_ESTABLISHED, Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey,
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE, counter,
     is_link_control_icmpv6,
 };
 
@@ -217,14 +218,16 @@ fn track_or_decide(
         events::emit(ctx, p, &d, EVENT_DROP, counter::DROP_CT_LIMIT, config, now);
         return xdp_action::XDP_DROP;
     }
-    flows::record(
-        ctx,
-        p,
-        &d,
-        flows::verdict(&d, audit),
-        config.generation,
-        now,
-    );
+    if config.flags & CONFIG_FLOWS != 0 {
+        flows::record(
+            ctx,
+            p,
+            &d,
+            flows::verdict(&d, audit),
+            config.generation,
+            now,
+        );
+    }
     if d.allow {
         tally.add(if d.intra_zone {
             counter::PASS_INTRA_ZONE
