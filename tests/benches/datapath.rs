@@ -31,7 +31,7 @@ use wardgate_tests::{
 /// Runs per measurement (the kernel reports their mean).
 const REPEAT: u32 = 200_000;
 /// Rounds per case (`WARDGATE_BENCH_ROUNDS` overrides).
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 21;
 const PREFIXES: &[usize] = &[10, 1_000, 100_000];
 const RULES: &[usize] = &[10, 1_000, 10_000];
 
