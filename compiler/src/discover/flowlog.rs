@@ -148,7 +148,7 @@ fn fill(input: &mut impl std::io::Read, block: &mut Vec<u8>) -> std::io::Result<
 }
 
 fn newlines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// What one parsing thread keeps between blocks.
@@ -162,7 +162,11 @@ struct Half {
 impl Half {
     /// Parses whole lines; `before` lines precede them in the file.
     fn parse(&mut self, lines: &[u8], before: u64, window: Window) {
-        for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', lines).chain(std::iter::once(lines.len()));
+        for (i, end) in ends.enumerate() {
+            let line = &lines[start..end];
+            start = (end + 1).min(lines.len());
             let text = line.trim_ascii();
             if text.is_empty() {
                 continue;
