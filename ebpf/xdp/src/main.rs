@@ -167,7 +167,7 @@ fn track_or_decide(
     let set = config.active_set;
     let p = &s.packet;
     let reversed = conntrack::key_of(&mut s.key, p);
-    if let Some((entry, dir, table)) = conntrack::lookup(&s.key, reversed) {
+    if let Some((entry, dir, table)) = conntrack::lookup(&s.key, reversed, conntrack::opens(p)) {
         let key = &s.key;
         // SAFETY: a pointer from a successful lookup in a hash map; the
         // entry stays valid for this program run (RCU).
@@ -258,7 +258,7 @@ fn related(ctx: &XdpContext, s: &mut Scratch) -> bool {
     let key = &mut s.quoted;
     key.set(&q.src, &q.dst, q.proto, q.sport, q.dport, echo);
     key.canonicalize();
-    conntrack::lookup(key, false).is_some()
+    conntrack::lookup(key, false, false).is_some()
 }
 
 /// A denied packet passes as an audit only when no rule denied it (default
