@@ -84,22 +84,9 @@ pub fn decide(set: u32, src: &[u8; 16], dst: &[u8; 16], proto: u8, port: u16) ->
 /// at `first`: the last one whose `lo <= port`.
 #[inline(always)]
 fn search(first: u32, count: u32, port: u16) -> Option<wardgate_common::Interval> {
-    if count == 0 {
-        return None;
-    }
-    let mut base = first;
-    let mut len = count;
-    for _ in 0..INTERVAL_SEARCH_STEPS {
-        if len <= 1 {
-            break;
-        }
-        let half = len / 2;
-        let mid = base + half;
-        if maps::interval(mid)?.lo <= port {
-            base = mid;
-        }
-        len -= half;
-    }
-    let found = maps::interval(base)?;
+    let found = maps::last_at_or_below::<INTERVAL_SEARCH_STEPS>(first, count, |i| {
+        maps::interval(i).map(|interval| interval.lo <= port)
+    })?;
+    let found = maps::interval(found)?;
     (found.lo <= port && port <= found.hi).then_some(found)
 }

@@ -174,24 +174,38 @@ pub fn zone_of_v4(set: u32, addr: u32) -> u32 {
     let (Some(&first), Some(&end)) = (V4_INDEX.get(block), V4_INDEX.get(block + 1)) else {
         return WORLD_ZONE;
     };
+    let found = last_at_or_below::<V4_SEARCH_STEPS>(first, end.saturating_sub(first), |i| {
+        V4_RANGES.get(i).map(|r| r.start <= addr)
+    });
+    found
+        .and_then(|i| V4_RANGES.get(i))
+        .map_or(WORLD_ZONE, |r| r.zone)
+}
+
+/// The binary search every sorted table of the program uses: the last of
+/// the `len` entries from index `first` whose key is at or below the one
+/// searched for, where `at_or_below(i)` says it of entry `i` (`None`: no
+/// such entry, which ends the search). At most `STEPS` halvings, a bound the
+/// verifier can see (`2^STEPS` must exceed `len`). `None` for no entries.
+#[inline(always)]
+pub fn last_at_or_below<const STEPS: u32>(
+    first: u32,
+    len: u32,
+    at_or_below: impl Fn(u32) -> Option<bool>,
+) -> Option<u32> {
     let mut base = first;
-    let mut len = end.saturating_sub(first);
-    for _ in 0..V4_SEARCH_STEPS {
+    let mut len = len;
+    for _ in 0..STEPS {
         if len <= 1 {
             break;
         }
         let half = len / 2;
-        match V4_RANGES.get(base + half) {
-            Some(r) if r.start <= addr => base += half,
-            Some(_) => {}
-            None => return WORLD_ZONE,
+        if at_or_below(base + half)? {
+            base += half;
         }
         len -= half;
     }
-    match V4_RANGES.get(base) {
-        Some(r) if len == 1 => r.zone,
-        _ => WORLD_ZONE,
-    }
+    (len == 1).then_some(base)
 }
 
 /// The zone holding `addr` (longest prefix), or `world`. IPv4-mapped
@@ -234,26 +248,14 @@ pub fn zone_info(set: u32, zone: u32) -> ZoneInfo {
 /// zone's run of the pair list, array lookups only.
 #[inline(always)]
 pub fn pair(set: u32, src: &ZoneInfo, dst_zone: u32, proto: u32) -> Option<Span> {
-    if src.pairs_count == 0 {
-        return None;
-    }
     let key = pair_entry_key(dst_zone, proto);
-    let mut base = set * MAX_PAIRS + src.pairs_first;
-    let mut len = src.pairs_count;
-    for _ in 0..PAIR_SEARCH_STEPS {
-        if len <= 1 {
-            break;
-        }
-        let half = len / 2;
-        match PAIRS.get(base + half) {
-            Some(e) if e.key <= key => base += half,
-            Some(_) => {}
-            None => return None,
-        }
-        len -= half;
-    }
-    let found = PAIRS.get(base)?;
-    (len == 1 && found.key == key).then_some(Span {
+    let found = last_at_or_below::<PAIR_SEARCH_STEPS>(
+        set * MAX_PAIRS + src.pairs_first,
+        src.pairs_count,
+        |i| PAIRS.get(i).map(|e| e.key <= key),
+    )?;
+    let found = PAIRS.get(found)?;
+    (found.key == key).then_some(Span {
         first: found.first,
         count: found.count,
     })
