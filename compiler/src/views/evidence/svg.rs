@@ -756,7 +756,9 @@ fn grouped(policy: &Policy, graph: &FlowGraph) -> Canvas {
         let mut zones = col.clone();
         zones.sort_by(|&p, &q| {
             let (zp, zq) = (policy.zone(p), policy.zone(q));
-            (first_tag(zp), &zp.name).cmp(&(first_tag(zq), &zq.name))
+            first_tag(zp)
+                .cmp(first_tag(zq))
+                .then_with(|| natural(&zp.name, &zq.name))
         });
         let top = y;
         let mut chips = String::new();
@@ -923,5 +925,60 @@ fn bands_only(policy: &Policy, graph: &FlowGraph) -> Canvas {
         body: format!("<g transform=\"translate(0,{shift:.1})\">\n{body}{arcs_svg}</g>\n"),
         width: x - GROUP_GAP + 40.0,
         height: max_y + shift + 10.0,
+    }
+}
+
+/// Names in the order people read them: runs of digits compare as numbers
+/// (`ward2` before `ward10`), the rest as text; equal runs fall back to
+/// plain text order, so distinct names never compare equal.
+fn natural(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> impl Iterator<Item = &str> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digits = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digits)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some(run)
+        })
+    }
+    fn key(run: &str) -> (bool, usize, &str) {
+        let number = run.trim_start_matches('0');
+        (run.starts_with(|c: char| c.is_ascii_digit()), number.len(), number)
+    }
+    let (mut x, mut y) = (runs(a), runs(b));
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(p), Some(q)) => {
+                let order = match (key(p), key(q)) {
+                    ((true, lp, np), (true, lq, nq)) => lp.cmp(&lq).then(np.cmp(nq)),
+                    _ => p.cmp(q),
+                };
+                if order.is_ne() {
+                    return order;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod natural_tests {
+    use super::natural;
+
+    #[test]
+    fn digits_compare_as_numbers() {
+        let mut names = vec!["z10", "z2", "z100", "z1", "ward-b", "ward-a", "z02", "icu"];
+        names.sort_by(|a, b| natural(a, b));
+        assert_eq!(
+            names,
+            ["icu", "ward-a", "ward-b", "z1", "z02", "z2", "z10", "z100"]
+        );
     }
 }
