@@ -244,7 +244,10 @@ fn main() {
         .filter(|&n: &usize| n > 0)
         .unwrap_or(ROUNDS);
     println!("{rounds} rounds of {REPEAT} runs per case and per baseline, interleaved");
-    println!("load average at start: {}; pinned to CPU {cpu}", load_average());
+    println!(
+        "load average at start: {}; pinned to CPU {cpu}",
+        load_average()
+    );
     println!(
         "{:<12} {:>9} {:>7} {:>10} {:>10} {:>7} {:>15}",
         "case", "prefixes", "rules", "ns/packet", "XDP_PASS", "ratio", "spread"

@@ -947,7 +947,11 @@ fn natural(a: &str, b: &str) -> std::cmp::Ordering {
     }
     fn key(run: &str) -> (bool, usize, &str) {
         let number = run.trim_start_matches('0');
-        (run.starts_with(|c: char| c.is_ascii_digit()), number.len(), number)
+        (
+            run.starts_with(|c: char| c.is_ascii_digit()),
+            number.len(),
+            number,
+        )
     }
     let (mut x, mut y) = (runs(a), runs(b));
     loop {
