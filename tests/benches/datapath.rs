@@ -175,30 +175,11 @@ fn flow_cost(e: &mut Enforcer, rounds: usize, frame: &[u8], expect: u32) -> (f64
     (median, ratios[0], ratios[ratios.len() - 1])
 }
 
-/// Keeps the bench on the CPU it starts on: `BPF_PROG_TEST_RUN` runs on the
-/// calling CPU, and a move between the two halves of a round would measure
-/// one side with cold caches.
-fn stay_on_this_cpu() -> usize {
-    // SAFETY: plain libc calls on this thread with a zeroed, then set, CPU set.
-    #[allow(unsafe_code, reason = "sched_setaffinity(2)")]
-    unsafe {
-        let cpu = usize::try_from(libc::sched_getcpu()).expect("sched_getcpu");
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-            0,
-            "pinning the bench to CPU {cpu}"
-        );
-        cpu
-    }
-}
-
 fn main() {
     if !privilege::kernel_tests_can_run("bench datapath") {
         return;
     }
-    let cpu = stay_on_this_cpu();
+    let cpu = testrun::stay_on_this_cpu();
     let mut baseline_ebpf = loader::load_baseline().expect("loading the baseline program");
     let baseline: &mut Xdp = baseline_ebpf
         .program_mut(loader::BASELINE_NAME)

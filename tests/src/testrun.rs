@@ -52,3 +52,26 @@ pub fn run_repeat(program: &Xdp, frame: &[u8], repeat: u32) -> anyhow::Result<Ru
         duration: result.duration,
     })
 }
+
+/// Keeps the calling thread on the CPU it runs on, and returns that CPU.
+/// `BPF_PROG_TEST_RUN` runs the program on the calling CPU: pinned, every
+/// run writes the same CPU's per-CPU state (such as its region of the flow
+/// table) and no measurement moves to a CPU with cold caches halfway.
+///
+/// # Panics
+/// If the kernel refuses the affinity.
+pub fn stay_on_this_cpu() -> usize {
+    // SAFETY: plain libc calls on this thread with a zeroed, then set, CPU set.
+    #[allow(unsafe_code, reason = "sched_setaffinity(2)")]
+    unsafe {
+        let cpu = usize::try_from(libc::sched_getcpu()).expect("sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "pinning this thread to CPU {cpu}"
+        );
+        cpu
+    }
+}

@@ -11,7 +11,7 @@ use wardgate_common::{FLOW_ALLOW, FLOW_AUDIT, FLOW_DROP, FLOW_SLOTS, v4_mapped};
 use wardgate_tests::{
     enforcer::Enforcer,
     packet::{self, L4, tcp_flags},
-    privilege,
+    privilege, testrun,
 };
 
 const POLICY: &str = r"
@@ -107,28 +107,13 @@ fn each_new_connection_is_counted_once_by_destination_port_and_verdict() {
     );
 }
 
-/// Keeps this test's thread on the CPU it runs on: every test run then
-/// writes the same CPU's region of the table.
-fn stay_on_this_cpu() {
-    // SAFETY: plain libc calls on this thread with a zeroed, then set, CPU set.
-    #[allow(unsafe_code, reason = "sched_setaffinity(2)")]
-    unsafe {
-        let cpu = usize::try_from(libc::sched_getcpu()).expect("sched_getcpu");
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-            0
-        );
-    }
-}
-
 #[test]
 fn a_full_table_refuses_new_keys_and_counts_them() {
     if !privilege::kernel_tests_can_run("a_full_table_refuses_new_keys_and_counts_them") {
         return;
     }
-    stay_on_this_cpu();
+    // Every test run then writes the same CPU's region of the table.
+    testrun::stay_on_this_cpu();
     let mut e = Enforcer::new(POLICY);
     let mut table = FlowTable::take(e.program.ebpf_mut()).unwrap();
     // Twice the region of one CPU, distinct keys: destination port and
