@@ -77,36 +77,18 @@ pub struct Attached {
 impl Program {
     /// Loads the embedded object into the kernel (the verifier runs here).
     pub fn load() -> anyhow::Result<Self> {
-        let mut ebpf = sized(&mut EbpfLoader::new())?
-            .load(PROGRAM_OBJECT)
-            .context("loading the XDP object")?;
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .context("the object has no `wardgate` program")?
-            .try_into()?;
-        program
-            .load()
-            .context("the kernel rejected the XDP program")?;
-        Ok(Self::calibrated(ebpf))
+        Self::load_with(&mut EbpfLoader::new())
     }
 
     /// [`Program::load`] with connection tables of other sizes than the
     /// compiled-in ones (`established`, `unconfirmed` entries): small tables
     /// let tests fill them.
     pub fn load_with_conntrack(established: u32, unconfirmed: u32) -> anyhow::Result<Self> {
-        let mut ebpf = sized(&mut EbpfLoader::new())?
-            .map_max_entries(maps::CONNTRACK, established)
-            .map_max_entries(maps::CT_UNCONFIRMED, unconfirmed)
-            .load(PROGRAM_OBJECT)
-            .context("loading the XDP object")?;
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .context("the object has no `wardgate` program")?
-            .try_into()?;
-        program
-            .load()
-            .context("the kernel rejected the XDP program")?;
-        Ok(Self::calibrated(ebpf))
+        Self::load_with(
+            EbpfLoader::new()
+                .map_max_entries(maps::CONNTRACK, established)
+                .map_max_entries(maps::CT_UNCONFIRMED, unconfirmed),
+        )
     }
 
     /// Loads the embedded object with every map pinned under `dir` (a bpffs
@@ -120,31 +102,41 @@ impl Program {
         for name in maps::ALL {
             loader.map_pin_path(name, dir.join(name));
         }
-        let mut ebpf = loader.load(PROGRAM_OBJECT).with_context(|| {
+        let ebpf = loader.load(PROGRAM_OBJECT).with_context(|| {
             format!(
                 "loading the XDP object with the maps pinned in `{}`",
                 dir.display()
             )
         })?;
+        Self::verified(
+            ebpf,
+            "the kernel rejected the XDP program (if the maps pinned by an older \
+             version differ in shape, run `wardgate-agent detach` first)",
+        )
+    }
+
+    /// The object loaded by `loader` (maps sized for the machine), verified.
+    fn load_with(loader: &mut EbpfLoader<'_>) -> anyhow::Result<Self> {
+        let ebpf = sized(loader)?
+            .load(PROGRAM_OBJECT)
+            .context("loading the XDP object")?;
+        Self::verified(ebpf, "the kernel rejected the XDP program")
+    }
+
+    /// Loads the `wardgate` program of `ebpf` into the kernel (`rejected`
+    /// says why it may fail) and calibrates its clock (`crate::clock`). A
+    /// kernel whose tick cannot be measured leaves the program on its
+    /// slower clock helper: logged, not fatal.
+    fn verified(mut ebpf: Ebpf, rejected: &'static str) -> anyhow::Result<Self> {
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .context("the object has no `wardgate` program")?
             .try_into()?;
-        program.load().context(
-            "the kernel rejected the XDP program (if the maps pinned by an older \
-             version differ in shape, run `wardgate-agent detach` first)",
-        )?;
-        Ok(Self::calibrated(ebpf))
-    }
-
-    /// The loaded program with its clock calibrated (`crate::clock`). A
-    /// kernel whose tick cannot be measured leaves the program on its
-    /// slower clock helper: logged, not fatal.
-    fn calibrated(mut ebpf: Ebpf) -> Self {
+        program.load().context(rejected)?;
         if let Err(e) = crate::clock::apply(&mut ebpf) {
             log::warn!("the program keeps its clock helper: {e:#}");
         }
-        Self { ebpf }
+        Ok(Self { ebpf })
     }
 
     /// Recalibrates the clock's offset (it drifts with the system clock's
