@@ -147,7 +147,7 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
             current.events_per_sec
         },
         clock_tick_ns: current.clock_tick_ns,
-        _pad: 0,
+        ct_epoch: current.ct_epoch,
         clock_offset_ns: current.clock_offset_ns,
     };
     set_config(ebpf, next)?;

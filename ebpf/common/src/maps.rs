@@ -50,6 +50,12 @@ pub const CONNTRACK: &str = "WG_CONNTRACK";
 /// promotes the entry into [`CONNTRACK`].
 pub const CT_UNCONFIRMED: &str = "WG_CT_UNCONFIRMED";
 
+/// `PerCpuArray<CtCacheSlot>`, [`crate::CT_CACHE_SLOTS`] entries: each
+/// CPU's cache of established connections it passed recently, so their
+/// packets pass without a lookup in [`CONNTRACK`] (a hash-map lookup is
+/// four kernel calls; an array slot is a few loads). See `docs/conntrack.md`.
+pub const CT_CACHE: &str = "WG_CT_CACHE";
+
 /// `Array<u32>`, `2 * CT_SLOTS`, indexed by `set * CT_SLOTS + slot`: the
 /// connection limit of each charge slot (see [`crate::ct_slot`]). A zone's
 /// own entry is its `conntrack-limit`, [`crate::CT_LIMIT_POOL`] (0) for a
@@ -124,6 +130,7 @@ pub const ALL: &[&str] = &[
     INTERVALS,
     CONNTRACK,
     CT_UNCONFIRMED,
+    CT_CACHE,
     CT_LIMITS,
     CT_CHARGED,
     CT_RELEASED,

@@ -73,7 +73,10 @@ pub struct Config {
     /// bench/datapath.md). The agent calibrates both so the result tracks
     /// `CLOCK_MONOTONIC_COARSE`, the clock of every time it reads back.
     pub clock_tick_ns: u32,
-    pub _pad: u32,
+    /// Bumped by the agent whenever it forgets tracked connections: the
+    /// program's connection cache (`CtCacheSlot`) trusts only slots filled
+    /// under the current epoch.
+    pub ct_epoch: u32,
     /// See [`Config::clock_tick_ns`].
     pub clock_offset_ns: u64,
 }
@@ -401,6 +404,43 @@ pub struct CtEntry {
     pub _reserved: u32,
 }
 
+/// Slots of the per-CPU established-connection cache
+/// ([`crate::maps::CT_CACHE`]), a power of two.
+pub const CT_CACHE_SLOTS: u32 = 4_096;
+
+/// How long a cache slot vouches for its connection: a packet that finds
+/// an older slot goes through the connection table, which refreshes the
+/// entry's `last_seen_ns`. The table's times are therefore at most this
+/// stale, far below every timeout an established entry can have, so the
+/// idle sweep never removes a connection the cache still passes.
+pub const CT_CACHE_REFRESH_NS: u64 = 1_000_000_000;
+
+const _: () = {
+    assert!(CT_CACHE_SLOTS.is_power_of_two());
+    assert!(CT_CACHE_REFRESH_NS * 10 <= CT_TIMEOUT_CLOSING_NS);
+    assert!(CT_CACHE_REFRESH_NS * 10 <= CT_TIMEOUT_ICMP_NS);
+    assert!(CT_CACHE_REFRESH_NS * 10 <= CT_TIMEOUT_UDP_NS);
+};
+
+/// One slot of the per-CPU established-connection cache: a packet's tuple
+/// (as it travels, not canonical) that passed as part of an established
+/// connection, and under which policy generation, forget epoch and time.
+/// One cache line; direct-mapped by [`crate::flow_hash`] of `key`.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtCacheSlot {
+    /// Source and destination address words, then `sport | dport << 16 |
+    /// proto << 32 | 1 << 40` (the last bit keeps an empty slot from
+    /// matching anything).
+    pub key: [u64; 5],
+    /// When the connection table last saw a packet through this slot.
+    pub refreshed_ns: u64,
+    /// [`Config::generation`] when filled.
+    pub generation: u32,
+    /// [`Config::ct_epoch`] when filled.
+    pub epoch: u32,
+}
+
 /// [`CtEntry::flags`]: the canonical key lists the connection's responder
 /// first ([`CtKey::canonicalize`] swapped the first packet's endpoints).
 pub const CT_KEY_REVERSED: u32 = 1;
@@ -486,11 +526,15 @@ pub mod counter {
     pub const CT_UNCONFIRMED_REMOVED: u32 = 34;
     /// Established entries removed by the program (idled out, forbidden by a new policy).
     pub const CT_ESTABLISHED_REMOVED: u32 = 35;
+    /// Packets of established connections passed by this CPU's connection
+    /// cache, without a lookup in the connection table (also counted in
+    /// [`PASS_TRACKED`]).
+    pub const CT_CACHE_HIT: u32 = 36;
     /// Number of counters (the array's size).
     pub const COUNT: u32 = 40;
 
     /// Metric-friendly names, indexed by counter id.
-    pub const NAMES: [&str; 36] = [
+    pub const NAMES: [&str; 37] = [
         "packets",
         "non_ip",
         "ipv4",
@@ -527,6 +571,7 @@ pub mod counter {
         "ct_promoted",
         "ct_unconfirmed_removed",
         "ct_established_removed",
+        "ct_cache_hit",
     ];
 }
 

@@ -6,7 +6,8 @@
 //! 2. IPv6 neighbour discovery and MLD pass; the failsafe (SSH to the gateway) passes;
 //! 3. quarantine: a quarantined source or destination drops, tracked or not;
 //! 4. later fragments pass only if their first fragment passed;
-//! 5. connection tracking (`conntrack`): a tracked connection passes both
+//! 5. connection tracking (`conntrack`): a packet this CPU's connection
+//!    cache vouches for passes (`ctcache`); a tracked connection passes both
 //!    ways; an entry from an older policy generation is decided again first;
 //!    the first reply moves a connection from the unconfirmed table to the
 //!    established one; ICMP errors quoting a tracked connection pass;
@@ -41,6 +42,7 @@
 
 mod clock;
 mod conntrack;
+mod ctcache;
 mod decide;
 mod events;
 mod flows;
@@ -166,6 +168,11 @@ fn track_or_decide(
 ) -> u32 {
     let set = config.active_set;
     let p = &s.packet;
+    if ctcache::hit(p, config, now) {
+        tally.add(counter::CT_CACHE_HIT);
+        tally.add(counter::PASS_TRACKED);
+        return xdp_action::XDP_PASS;
+    }
     let reversed = conntrack::key_of(&mut s.key, p);
     if let Some((entry, dir, table)) = conntrack::lookup(&s.key, reversed, conntrack::opens(p)) {
         let key = &s.key;
@@ -192,8 +199,11 @@ fn track_or_decide(
                 conntrack::recharge(entry, set);
             }
             conntrack::update(entry, p, dir, now);
-            if table == conntrack::Table::Unconfirmed && entry.state == CT_ESTABLISHED {
-                conntrack::promote(key, entry, set);
+            if entry.state == CT_ESTABLISHED {
+                match table {
+                    conntrack::Table::Unconfirmed => conntrack::promote(key, entry, set),
+                    conntrack::Table::Established => ctcache::fill(p, config, now),
+                }
             }
             tally.add(counter::PASS_TRACKED);
             return xdp_action::XDP_PASS;

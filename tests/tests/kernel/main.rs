@@ -5,6 +5,7 @@
 
 mod clock;
 mod conntrack;
+mod ctcache;
 mod differential;
 mod fastpath;
 mod flood;
