@@ -1,7 +1,7 @@
 //! `cargo xtask bench datapath`: ns per packet of the XDP program under
 //! `BPF_PROG_TEST_RUN`, beside an `XDP_PASS` program measured in the same
-//! run, for four cases (established connection, new allowed, new denied,
-//! non-IP) as the policy grows in prefixes and rules.
+//! run, for five cases (established connection from the cache and through
+//! the table, new allowed, new denied, non-IP) as the policy grows in prefixes and rules.
 //!
 //! Method: each case is measured in `ROUNDS` rounds; a round times the
 //! baseline and the case back to back (`REPEAT` runs each, the order swapped
@@ -9,7 +9,10 @@
 //! round's ratio. The bench reports the median of the per-round ratios and
 //! their spread (min and max), and the median ns per packet.
 //!
-//! Cases: *established* is an ACK of a connection whose SYN passed before;
+//! Cases: *established* is an ACK of a connection whose SYN passed before
+//! (after the first run it passes from the connection cache); *est. table*
+//! is a FIN of another established connection (through the connection
+//! table: what the first packet of a flow on a CPU costs);
 //! *new allowed* is a TCP RST+ACK that a rule allows (decided in full on every
 //! repeat, since a reset never starts tracking); *new denied* is a SYN no rule
 //! allows; *non-IP* is an ARP request.
@@ -188,19 +191,29 @@ fn main() {
         .unwrap();
     let src: IpAddr = std::net::Ipv4Addr::from(prefix(0).0 + 1).into();
     let dst: IpAddr = std::net::Ipv4Addr::from(prefix(1).0 + 1).into();
-    let tcp = |dport, flags| {
+    let tcp_from = |sport, dport, flags| {
         packet::ip(
             src,
             dst,
             L4::Tcp {
-                sport: 40000,
+                sport,
                 dport,
                 flags,
             },
         )
     };
-    let cases: [(&str, Vec<u8>, u32); 4] = [
+    let tcp = |dport, flags| tcp_from(40000, dport, flags);
+    let cases: [(&str, Vec<u8>, u32); 5] = [
         ("established", tcp(443, tcp_flags::ACK), testrun::XDP_PASS),
+        (
+            // A FIN of a second established connection: it changes the
+            // connection's state, so it never passes from the connection
+            // cache (neither does the first packet of a flow on a CPU, nor
+            // one a second after the last).
+            "est. table",
+            tcp_from(40002, 443, tcp_flags::FIN | tcp_flags::ACK),
+            testrun::XDP_PASS,
+        ),
         (
             "new allowed",
             // Another source port: not the tracked connection.
@@ -247,18 +260,20 @@ fn main() {
             let started = std::time::Instant::now();
             let mut e = Enforcer::with_image(image(&policy(prefixes, rules)));
             let load_time = started.elapsed();
-            // The connection the established case rides on: its SYN, and
+            // The connections the established cases ride on: a SYN, and
             // the SYN-ACK that moves it to the established table.
-            assert!(e.passes(&tcp(443, tcp_flags::SYN)));
-            assert!(e.passes(&packet::ip(
-                dst,
-                src,
-                L4::Tcp {
-                    sport: 443,
-                    dport: 40000,
-                    flags: tcp_flags::SYN | tcp_flags::ACK,
-                },
-            )));
+            for sport in [40000, 40002] {
+                assert!(e.passes(&tcp_from(sport, 443, tcp_flags::SYN)));
+                assert!(e.passes(&packet::ip(
+                    dst,
+                    src,
+                    L4::Tcp {
+                        sport: 443,
+                        dport: sport,
+                        flags: tcp_flags::SYN | tcp_flags::ACK,
+                    },
+                )));
+            }
             if std::env::var_os("WARDGATE_BENCH_HOLD").is_some() {
                 eprintln!("holding for 120 s (inspect with bpftool)");
                 std::thread::sleep(Duration::from_secs(120));
@@ -270,15 +285,29 @@ fn main() {
                 {
                     continue;
                 }
-                let tracked = e.counter(counter::PASS_TRACKED);
+                let (tracked, cached) = (
+                    e.counter(counter::PASS_TRACKED),
+                    e.counter(counter::CT_CACHE_HIT),
+                );
                 let mut r = Rounds::measure(rounds, baseline, e.program.xdp(), frame, *expect);
-                // Each case must take the path it names.
+                // Each case must take the path it names: *established* from
+                // the connection cache (all but the first run and one a
+                // second), *est. table* through the table.
                 let tracked = e.counter(counter::PASS_TRACKED) - tracked;
+                let cached = e.counter(counter::CT_CACHE_HIT) - cached;
                 assert_eq!(
                     tracked > 0,
-                    *case == "established",
+                    case.starts_with("est"),
                     "{case}: {tracked} tracked passes"
                 );
+                if *case == "established" {
+                    assert!(
+                        cached * 100 >= tracked * 99,
+                        "{case}: {cached} of {tracked} tracked passes from the cache"
+                    );
+                } else {
+                    assert_eq!(cached, 0, "{case}: {cached} passes from the cache");
+                }
                 let (ratio, min, max, value, base) = r.summary();
                 println!(
                     "{case:<12} {prefixes:>9} {rules:>7} {value:>10.1} {base:>10.1} {ratio:>6.2}x {:>15}",
