@@ -9,18 +9,23 @@
 //! difference, exact whoever removes an entry, since only the remove that
 //! succeeds accounts for it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use anyhow::{Context as _, bail};
 use aya::{
     Ebpf,
     maps::{Array, HashMap, Map, MapData},
 };
 use wardgate_common::{
-    CT_CLOSING, CT_LIMIT_POOL, CT_LIMIT_RESERVED, CT_NEW, CT_SLOT_POOL, CT_SLOT_RESERVED,
-    CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS, CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS,
-    CT_TIMEOUT_UDP_NS, CtEntry, CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
-    maps::{self, CT_SLOTS},
+    CONFIG_CT_FILTER, CT_CLOSING, CT_LIMIT_POOL, CT_LIMIT_RESERVED, CT_NEW, CT_SLOT_POOL,
+    CT_SLOT_RESERVED, CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS, CT_TIMEOUT_ICMP_NS,
+    CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS, CtEntry, CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    maps::{self, CT_FILTER_BUCKETS, CT_SLOTS},
 };
 use wardgate_compiler::{PolicyImage, ctlimits::limitable};
+
+use crate::mapped::Mapped;
 
 fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Map> {
     ebpf.map_mut(name)
@@ -58,11 +63,105 @@ pub fn forget(ebpf: &mut Ebpf, key: &CtKey) -> anyhow::Result<bool> {
     if let Some(entry) = entry
         && table(ebpf, maps::CONNTRACK)?.remove(key).is_ok()
     {
+        Filter::of(ebpf)?.sub(key);
         release(map_mut(ebpf, maps::CT_RELEASED)?, &entry)?;
         crate::programmer::update_config(ebpf, |c| c.ct_epoch = c.ct_epoch.wrapping_add(1))?;
         return Ok(true);
     }
     Ok(table(ebpf, maps::CT_UNCONFIRMED)?.remove(key).is_ok())
+}
+
+/// The established-connection filter (`maps::CT_FILTER`), mapped: a count
+/// per bucket of the established entries whose key hashes there. The agent
+/// subtracts what it removes, atomically, as the program does.
+pub struct Filter(Mapped<u64>);
+
+impl Filter {
+    /// The filter of a loaded program.
+    ///
+    /// # Errors
+    /// The program has no filter, or it cannot be mapped.
+    pub fn of(ebpf: &Ebpf) -> anyhow::Result<Self> {
+        let map = ebpf
+            .map(maps::CT_FILTER)
+            .with_context(|| format!("the program has no map `{}`", maps::CT_FILTER))?;
+        let Map::Array(data) = map else {
+            bail!("map `{}` is not an array", maps::CT_FILTER);
+        };
+        Self::checked(Mapped::new(data, maps::CT_FILTER)?)
+    }
+
+    /// The filter pinned under `pin_dir`.
+    ///
+    /// # Errors
+    /// It is not pinned there, or cannot be mapped.
+    pub fn open(pin_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let data = MapData::from_pin(crate::pin::map_path(pin_dir, maps::CT_FILTER))?;
+        Self::checked(Mapped::owned(data, maps::CT_FILTER)?)
+    }
+
+    fn checked(mapped: Mapped<u64>) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            mapped.len() == CT_FILTER_BUCKETS as usize,
+            "`{}` has {} buckets, not {CT_FILTER_BUCKETS}",
+            maps::CT_FILTER,
+            mapped.len()
+        );
+        Ok(Self(mapped))
+    }
+
+    fn bucket(&self, index: u32) -> &AtomicU64 {
+        // SAFETY: an aligned `u64` of the mapping, which lives as long as
+        // `self`; every writer (the program, other agents' mappings) uses
+        // atomic adds.
+        #[allow(unsafe_code, reason = "an atomic view of a shared u64")]
+        unsafe {
+            AtomicU64::from_ptr(self.0.at(index as usize))
+        }
+    }
+
+    /// Counts an established entry of `key` (before it is inserted).
+    pub fn add(&self, key: &CtKey) {
+        self.bucket(key.filter_bucket())
+            .fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes back the count of an established entry of `key` that was removed.
+    pub fn sub(&self, key: &CtKey) {
+        self.bucket(key.filter_bucket())
+            .fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The count of bucket `index`.
+    pub fn count(&self, index: u32) -> u64 {
+        self.bucket(index).load(Ordering::SeqCst)
+    }
+}
+
+/// Makes the program trust the established-connection filter
+/// (`CONFIG_CT_FILTER`), once: counts the entries already in the table
+/// (left by a program that did not maintain the filter), then sets the
+/// flag. Call it only when every interface runs this program, which
+/// maintains the filter: an older program still attached somewhere could
+/// insert an entry the filter never counts, whose packets would then skip
+/// the table. Returns how many entries it counted, or `None` if the flag
+/// was already set (a restart of this version: nothing to count).
+///
+/// # Errors
+/// The maps cannot be read or written.
+pub fn trust_filter(ebpf: &mut Ebpf) -> anyhow::Result<Option<usize>> {
+    if crate::programmer::config(ebpf)?.flags & CONFIG_CT_FILTER != 0 {
+        return Ok(None);
+    }
+    let filter = Filter::of(ebpf)?;
+    let keys: Vec<CtKey> = table(ebpf, maps::CONNTRACK)?
+        .keys()
+        .collect::<Result<_, _>>()?;
+    for key in &keys {
+        filter.add(key);
+    }
+    crate::programmer::update_config(ebpf, |c| c.flags |= CONFIG_CT_FILTER)?;
+    Ok(Some(keys.len()))
 }
 
 /// Counts one removed established entry against its slot.

@@ -11,9 +11,7 @@
 //! lands either in this drain or in the next: never in both, never lost.
 
 use std::net::IpAddr;
-use std::os::fd::{AsFd as _, AsRawFd as _};
 
-use anyhow::Context as _;
 use aya::maps::{Array, Map, MapData, PerCpuArray};
 use serde::Serialize;
 use wardgate_common::{
@@ -22,6 +20,7 @@ use wardgate_common::{
 };
 
 use crate::eventlog::{Clock, EventRule, Images, ifname};
+use crate::mapped::Mapped;
 use crate::quarantine;
 
 /// One line of the flows log.
@@ -106,94 +105,30 @@ pub fn record(key: &FlowKey, value: &FlowValue, images: &Images, clock: &Clock) 
 /// program run, which is what may still write the old half.
 pub const GRACE: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// `WG_FLOWS` mapped into this process (`BPF_F_MMAPABLE`).
-struct Mapped {
-    slots: std::ptr::NonNull<FlowSlot>,
-    entries: usize,
-    /// Keeps the map alive while it is mapped.
-    _map: MapData,
-}
-
-// SAFETY: the mapping is owned by this value and only used through `&mut self`.
-#[allow(unsafe_code, reason = "a shared mapping of a BPF array")]
-unsafe impl Send for Mapped {}
-
-impl Mapped {
-    fn new(map: MapData) -> anyhow::Result<Self> {
-        let info = map.info()?;
-        anyhow::ensure!(
-            info.value_size() as usize == std::mem::size_of::<FlowSlot>(),
-            "`{}` has {}-byte values, not {}",
-            wardgate_common::maps::FLOWS,
-            info.value_size(),
-            std::mem::size_of::<FlowSlot>()
-        );
-        let entries = info.max_entries() as usize;
-        let len = entries * std::mem::size_of::<FlowSlot>();
-        // SAFETY: maps the array's values (`BPF_F_MMAPABLE`), shared with
-        // the kernel; the length is the array's size; unmapped on drop.
-        #[allow(unsafe_code, reason = "mmap(2) of a BPF array")]
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                map.fd().as_fd().as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("mapping `{}`", wardgate_common::maps::FLOWS));
-        }
-        let slots = std::ptr::NonNull::new(ptr.cast::<FlowSlot>())
-            .ok_or_else(|| anyhow::anyhow!("mmap returned null"))?;
-        Ok(Self {
-            slots,
-            entries,
-            _map: map,
-        })
-    }
-
-    /// Reads and frees every used slot of `half`, across all CPUs.
-    fn take_half(&mut self, half: u32) -> Vec<FlowSlot> {
-        let per_half = FLOW_SLOTS as usize;
-        let cpus = self.entries / (2 * per_half);
-        let mut out = Vec::new();
-        for cpu in 0..cpus {
-            let first = flow_region(cpu as u32, half) as usize;
-            for index in first..first + per_half {
-                // SAFETY: `index` is below `entries` (regions of whole CPUs);
-                // the program no longer writes this half (see `GRACE`), and
-                // volatile accesses keep the reads and stores to the shared
-                // memory as written.
-                #[allow(unsafe_code, reason = "reads and stores in the shared mapping")]
-                unsafe {
-                    let slot = self.slots.as_ptr().add(index);
-                    let value = slot.read_volatile();
-                    if value.value.connections != 0 {
-                        out.push(value);
-                        slot.write_volatile(FlowSlot::default());
-                    }
+/// Reads and frees every used slot of `half` of the mapped `WG_FLOWS`,
+/// across all CPUs.
+fn take_half(slots: &Mapped<FlowSlot>, half: u32) -> Vec<FlowSlot> {
+    let per_half = FLOW_SLOTS as usize;
+    let cpus = slots.len() / (2 * per_half);
+    let mut out = Vec::new();
+    for cpu in 0..cpus {
+        let first = flow_region(cpu as u32, half) as usize;
+        for index in first..first + per_half {
+            let slot = slots.at(index);
+            // SAFETY: a value of the mapping; the program no longer writes
+            // this half (see `GRACE`), and volatile accesses keep the reads
+            // and stores to the shared memory as written.
+            #[allow(unsafe_code, reason = "reads and stores in the shared mapping")]
+            unsafe {
+                let value = slot.read_volatile();
+                if value.value.connections != 0 {
+                    out.push(value);
+                    slot.write_volatile(FlowSlot::default());
                 }
             }
         }
-        out
     }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, with its length.
-        #[allow(unsafe_code, reason = "munmap(2) of our own mapping")]
-        unsafe {
-            libc::munmap(
-                self.slots.as_ptr().cast(),
-                self.entries * std::mem::size_of::<FlowSlot>(),
-            );
-        }
-    }
+    out
 }
 
 /// Merges records of one key from several CPUs: counts add up, the times
@@ -227,7 +162,7 @@ fn merge(slots: Vec<FlowSlot>) -> Vec<(FlowKey, FlowValue)> {
 /// The flow table and its full counter, opened from the program or from
 /// the pin directory.
 pub struct FlowTable {
-    slots: Mapped,
+    slots: Mapped<FlowSlot>,
     half: Array<MapData, u32>,
     full: PerCpuArray<MapData, u64>,
 }
@@ -242,7 +177,7 @@ impl FlowTable {
             Ok(MapData::from_pin(crate::pin::map_path(pin_dir, name))?)
         };
         Ok(Self {
-            slots: Mapped::new(data(maps::FLOWS)?)?,
+            slots: Mapped::owned(data(maps::FLOWS)?, maps::FLOWS)?,
             half: Array::try_from(Map::from_map_data(data(maps::FLOW_HALF)?)?)?,
             full: PerCpuArray::try_from(Map::from_map_data(data(maps::FLOW_FULL)?)?)?,
         })
@@ -261,7 +196,7 @@ impl FlowTable {
             anyhow::bail!("map `{}` is not an array", maps::FLOWS);
         };
         Ok(Self {
-            slots: Mapped::new(flows)?,
+            slots: Mapped::owned(flows, maps::FLOWS)?,
             half: Array::try_from(take(maps::FLOW_HALF)?)?,
             full: PerCpuArray::try_from(take(maps::FLOW_FULL)?)?,
         })
@@ -275,7 +210,7 @@ impl FlowTable {
         let old = self.half.get(&0, 0)? & 1;
         self.half.set(0, 1 - old, 0)?;
         std::thread::sleep(GRACE);
-        Ok(merge(self.slots.take_half(old)))
+        Ok(merge(take_half(&self.slots, old)))
     }
 
     /// New keys refused because the table was full, since the program was loaded.

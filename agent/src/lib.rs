@@ -24,6 +24,7 @@ pub mod events;
 pub mod failsafe;
 pub mod flowlog;
 pub mod loader;
+pub mod mapped;
 pub mod metrics;
 pub mod pin;
 pub mod policy;

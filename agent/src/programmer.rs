@@ -24,8 +24,8 @@ use aya::{
     maps::{Array, LpmTrie, MapData, lpm_trie::Key},
 };
 use wardgate_common::{
-    CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval, PairEntry, PairKey,
-    Span, V4_INDEX_ENTRIES, V4Range, ZoneInfo,
+    CONFIG_CT_FILTER, CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval,
+    PairEntry, PairKey, Span, V4_INDEX_ENTRIES, V4Range, ZoneInfo,
     maps::{self, MAX_INTERVALS, MAX_PAIRS, MAX_V4_RANGES, MAX_ZONES},
     pair_entry_key,
 };
@@ -139,8 +139,9 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
     let next = Config {
         generation: current.generation.wrapping_add(1),
         active_set: target,
-        // The quarantine flag follows the quarantine set, not the policy.
-        flags: CONFIG_LOADED | (current.flags & CONFIG_QUARANTINE) | flags,
+        // The quarantine flag follows the quarantine set, not the policy;
+        // the filter's, its completeness (`conntrack::trust_filter`).
+        flags: CONFIG_LOADED | (current.flags & (CONFIG_QUARANTINE | CONFIG_CT_FILTER)) | flags,
         events_per_sec: if current.events_per_sec == 0 {
             DEFAULT_EVENTS_PER_SEC
         } else {

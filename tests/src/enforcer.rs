@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use wardgate_agent::{Program, events::EventReader, programmer, quarantine};
+use wardgate_agent::{Program, conntrack, events::EventReader, programmer, quarantine};
 use wardgate_common::{CONFIG_FLOWS, Event};
 use wardgate_compiler::{Options, PolicyImage};
 
@@ -41,6 +41,13 @@ impl Enforcer {
     pub fn with_image(image: PolicyImage) -> Self {
         let mut program = Program::load().expect("loading the XDP program");
         programmer::load(program.ebpf_mut(), &image, CONFIG_FLOWS).expect("programming the maps");
+        conntrack::trust_filter(program.ebpf_mut()).expect("the connection filter");
+        Self::from_program(program, image)
+    }
+
+    /// An enforcer around a program already loaded with `image`, as it is
+    /// (the connection filter trusted or not).
+    pub fn from_program(mut program: Program, image: PolicyImage) -> Self {
         let events = EventReader::new(program.ebpf_mut()).expect("opening the event ring");
         Self {
             program,
@@ -56,6 +63,7 @@ impl Enforcer {
         let mut program = Program::load_with_conntrack(established, unconfirmed)
             .expect("loading the XDP program");
         programmer::load(program.ebpf_mut(), &image, CONFIG_FLOWS).expect("programming the maps");
+        conntrack::trust_filter(program.ebpf_mut()).expect("the connection filter");
         let events = EventReader::new(program.ebpf_mut()).expect("opening the event ring");
         Self {
             program,
@@ -108,7 +116,7 @@ impl Enforcer {
 
     /// Forgets the connection `key` (one delete; listing the table would walk every bucket).
     pub fn forget(&mut self, key: &wardgate_common::CtKey) {
-        wardgate_agent::conntrack::forget(self.program.ebpf_mut(), key).expect("conntrack delete");
+        conntrack::forget(self.program.ebpf_mut(), key).expect("conntrack delete");
     }
 
     /// How much counter `index` moves while `f` runs.
@@ -135,6 +143,7 @@ pub fn attach_to_gateway(
             for iface in &ifaces {
                 program.attach(iface)?;
             }
+            conntrack::trust_filter(program.ebpf_mut())?;
             Ok(program)
         })
         .join()

@@ -235,6 +235,15 @@ impl Agent {
             }
             return Err(err);
         }
+        // Every interface runs this program now: the filter can be completed.
+        match crate::conntrack::trust_filter(agent.program.ebpf_mut()) {
+            Ok(Some(counted)) => log::info!(
+                "connection filter: counted the {counted} established connections already tracked; in use"
+            ),
+            Ok(None) => {}
+            // Safe to go on: the program looks up the table for every packet.
+            Err(err) => log::warn!("connection filter not in use: {err:#}"),
+        }
         Ok((agent, reader))
     }
 

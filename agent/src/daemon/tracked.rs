@@ -6,7 +6,8 @@
 //! The walk also sweeps: it removes the entries that idled out, so that the
 //! established table (which never evicts) frees the room of connections
 //! that ended without a packet to notice it. Each removal is counted against
-//! the entry's charge slot (`conntrack` module), so zone counts stay exact.
+//! the entry's charge slot (`conntrack` module), so zone counts stay exact,
+//! and taken out of the established-connection filter.
 //!
 //! `status` and a scrape ask for a fresh walk and wait for it at most
 //! [`MAX_WAIT`]; with a big table they get the previous walk's counts.
@@ -28,7 +29,11 @@ use wardgate_common::{
     maps::{self, CT_SLOTS},
 };
 
-use crate::{conntrack::timeout, eventlog::Clock, metrics::Tracked};
+use crate::{
+    conntrack::{Filter, timeout},
+    eventlog::Clock,
+    metrics::Tracked,
+};
 
 use super::{Shared, lock};
 
@@ -78,6 +83,7 @@ struct Tables {
     unconfirmed: HashMap<MapData, CtKey, CtEntry>,
     charged: Array<MapData, u64>,
     released: Array<MapData, u64>,
+    filter: Filter,
 }
 
 impl Tables {
@@ -91,6 +97,7 @@ impl Tables {
             unconfirmed: HashMap::try_from(open(maps::CT_UNCONFIRMED)?)?,
             charged: Array::try_from(open(maps::CT_CHARGED)?)?,
             released: Array::try_from(open(maps::CT_RELEASED)?)?,
+            filter: Filter::open(pin_dir)?,
         })
     }
 
@@ -118,6 +125,7 @@ impl Tables {
             // Only a remove that succeeds accounts for the entry: the program
             // may have removed it first (and released its charge itself).
             if self.established.remove(key).is_ok() {
+                self.filter.sub(key);
                 t.swept += 1;
                 self.release(entry);
             }

@@ -56,6 +56,22 @@ pub const CT_UNCONFIRMED: &str = "WG_CT_UNCONFIRMED";
 /// four kernel calls; an array slot is a few loads). See `docs/conntrack.md`.
 pub const CT_CACHE: &str = "WG_CT_CACHE";
 
+/// `Array<u64>` (mmapable), [`CT_FILTER_BUCKETS`] entries: how many
+/// entries of [`CONNTRACK`] hash to each bucket
+/// ([`crate::CtKey::filter_bucket`]). Whoever inserts adds one first, whoever
+/// removes (and succeeds) subtracts one after, atomically (the agent
+/// through a shared mapping), so a bucket is never below its entries: a
+/// packet whose bucket reads zero has no established connection and skips
+/// the table lookup (four kernel calls). Trusted only with
+/// [`crate::CONFIG_CT_FILTER`]. See `docs/conntrack.md`.
+pub const CT_FILTER: &str = "WG_CT_FILTER";
+
+/// Buckets of [`CT_FILTER`] (a power of two): four per established entry
+/// at [`MAX_CONNECTIONS`], so a full table leaves most buckets empty.
+pub const CT_FILTER_BUCKETS: u32 = 1 << 20;
+
+const _: () = assert!(CT_FILTER_BUCKETS.is_power_of_two());
+
 /// `Array<u32>`, `2 * CT_SLOTS`, indexed by `set * CT_SLOTS + slot`: the
 /// connection limit of each charge slot (see [`crate::ct_slot`]). A zone's
 /// own entry is its `conntrack-limit`, [`crate::CT_LIMIT_POOL`] (0) for a
@@ -131,6 +147,7 @@ pub const ALL: &[&str] = &[
     CONNTRACK,
     CT_UNCONFIRMED,
     CT_CACHE,
+    CT_FILTER,
     CT_LIMITS,
     CT_CHARGED,
     CT_RELEASED,

@@ -49,6 +49,14 @@ pub const CONFIG_QUARANTINE: u32 = 1 << 4;
 /// (`crate::flows`). The agent sets it when it writes a flows log; without
 /// one, nothing would drain the table.
 pub const CONFIG_FLOWS: u32 = 1 << 5;
+/// The established-connection filter (`maps::CT_FILTER`) counts every entry
+/// of the established table, so a packet whose bucket holds none skips the
+/// table lookup. The agent sets this once the filter is known complete:
+/// after the program that maintains it is attached everywhere and the
+/// agent has counted the entries that were there before (an upgrade
+/// adopts a table that an older program filled without counting).
+/// Without it, every packet looks up the table.
+pub const CONFIG_CT_FILTER: u32 = 1 << 6;
 
 /// [`Config::events_per_sec`] when the agent sets none.
 pub const DEFAULT_EVENTS_PER_SEC: u32 = 1_000;
@@ -226,6 +234,33 @@ impl CtKey {
         key.set(&src, &dst, proto, sport, dport, icmp_type);
         key.canonicalize();
         key
+    }
+
+    /// The key as five native words (addresses, then ports, protocol and padding).
+    #[inline(always)]
+    #[must_use]
+    pub fn words(&self) -> [u64; 5] {
+        let words = (self as *const Self).cast::<u64>();
+        // SAFETY: `CtKey` is `repr(C, align(8))` and 40 bytes: five aligned words.
+        #[allow(unsafe_code, reason = "five aligned word loads")]
+        unsafe {
+            [
+                words.read(),
+                words.add(1).read(),
+                words.add(2).read(),
+                words.add(3).read(),
+                words.add(4).read(),
+            ]
+        }
+    }
+
+    /// This key's bucket of the established-connection filter
+    /// ([`crate::maps::CT_FILTER`]); the program and the agent both count
+    /// with it.
+    #[inline(always)]
+    #[must_use]
+    pub fn filter_bucket(&self) -> u32 {
+        crate::flow_hash(self.words()) & (crate::maps::CT_FILTER_BUCKETS - 1)
     }
 
     /// [`CtKey::new`] in place, field by field (a struct literal becomes a

@@ -21,6 +21,7 @@ use wardgate_common::{
 };
 
 use crate::{
+    ctfilter,
     decide::Decision,
     maps::{CONNTRACK, CT_CHARGED, CT_LIMITS, CT_RELEASED, CT_UNCONFIRMED, count},
     parse::Packet,
@@ -70,14 +71,21 @@ pub fn key_of(key: &mut CtKey, p: &Packet) -> bool {
 /// Finds the connection of `key` (canonical), established first;
 /// `reversed` is what [`key_of`] returned for the packet, which gives its
 /// direction. With `established_only` the unconfirmed table is not looked
-/// at (see [`opens`]).
+/// at (see [`opens`]). With `filtered` (the filter is trusted), the
+/// established table is looked at only if the filter says it may hold the key.
 #[inline(always)]
 pub fn lookup(
     key: &CtKey,
     reversed: bool,
     established_only: bool,
+    filtered: bool,
 ) -> Option<(*mut CtEntry, Direction, Table)> {
-    let (entry, table) = match CONNTRACK.get_ptr_mut(key) {
+    let established = if !filtered || ctfilter::may_hold(key) {
+        CONNTRACK.get_ptr_mut(key)
+    } else {
+        None
+    };
+    let (entry, table) = match established {
         Some(e) => (e, Table::Established),
         None if established_only => return None,
         None => (CT_UNCONFIRMED.get_ptr_mut(key)?, Table::Unconfirmed),
@@ -221,15 +229,18 @@ pub fn promote(key: &CtKey, e: &CtEntry, set: u32) {
         charge: slot + 1,
         _reserved: 0,
     };
-    // Charged before the insert, so a remove on another CPU never finds
-    // the slot's count below its entries.
+    // Charged and counted in the filter before the insert, so a remove on
+    // another CPU never finds the slot's count below its entries, and no
+    // packet finds the filter below the table.
     add(&CT_CHARGED, slot, 1);
+    ctfilter::add(key);
     match CONNTRACK.insert(key, &entry, BPF_NOEXIST) {
         Ok(()) => {
             count(counter::CT_PROMOTED);
             let _ = CT_UNCONFIRMED.remove(key);
         }
         Err(err) => {
+            ctfilter::sub(key);
             add(&CT_CHARGED, slot, u64::MAX);
             if err == EEXIST {
                 // Another CPU promoted it first.
@@ -279,6 +290,7 @@ pub fn remove(key: &CtKey, e: &CtEntry, table: Table) {
             let charge = e.charge;
             // Only the remove that succeeds releases the charge: exactly once.
             if CONNTRACK.remove(key).is_ok() {
+                ctfilter::sub(key);
                 count(counter::CT_ESTABLISHED_REMOVED);
                 if charge != 0 {
                     add(&CT_CHARGED, charge - 1, u64::MAX);

@@ -43,6 +43,7 @@
 mod clock;
 mod conntrack;
 mod ctcache;
+mod ctfilter;
 mod decide;
 mod events;
 mod flows;
@@ -53,10 +54,10 @@ mod parse;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use wardgate_common::{
-    CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_FLOWS, CONFIG_LOADED, CONFIG_MONITOR_ALL,
-    CONFIG_QUARANTINE, CT_ESTABLISHED, Config, EVENT_AUDIT, EVENT_DROP, FailsafeKey, FragKey,
-    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, RULE_NONE, counter,
-    is_link_control_icmpv6,
+    CONFIG_CT_FILTER, CONFIG_FAILSAFE, CONFIG_FAST_PATH, CONFIG_FLOWS, CONFIG_LOADED,
+    CONFIG_MONITOR_ALL, CONFIG_QUARANTINE, CT_ESTABLISHED, Config, EVENT_AUDIT, EVENT_DROP,
+    FailsafeKey, FragKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
+    RULE_NONE, counter, is_link_control_icmpv6,
 };
 
 use crate::{
@@ -174,7 +175,10 @@ fn track_or_decide(
         return xdp_action::XDP_PASS;
     }
     let reversed = conntrack::key_of(&mut s.key, p);
-    if let Some((entry, dir, table)) = conntrack::lookup(&s.key, reversed, conntrack::opens(p)) {
+    let filtered = config.flags & CONFIG_CT_FILTER != 0;
+    if let Some((entry, dir, table)) =
+        conntrack::lookup(&s.key, reversed, conntrack::opens(p), filtered)
+    {
         let key = &s.key;
         // SAFETY: a pointer from a successful lookup in a hash map; the
         // entry stays valid for this program run (RCU).
@@ -209,7 +213,7 @@ fn track_or_decide(
             return xdp_action::XDP_PASS;
         }
     }
-    if parse::is_icmp_error(p) && related(ctx, s) {
+    if parse::is_icmp_error(p) && related(ctx, s, filtered) {
         tally.add(counter::PASS_TRACKED);
         return xdp_action::XDP_PASS;
     }
@@ -258,7 +262,7 @@ fn track_or_decide(
 
 /// True if the ICMP error in `s.packet` quotes a packet of a tracked connection.
 #[inline(always)]
-fn related(ctx: &XdpContext, s: &mut Scratch) -> bool {
+fn related(ctx: &XdpContext, s: &mut Scratch, filtered: bool) -> bool {
     let Ok(q) = parse::quoted(ctx, &s.packet) else {
         return false;
     };
@@ -268,7 +272,7 @@ fn related(ctx: &XdpContext, s: &mut Scratch) -> bool {
     let key = &mut s.quoted;
     key.set(&q.src, &q.dst, q.proto, q.sport, q.dport, echo);
     key.canonicalize();
-    conntrack::lookup(key, false, false).is_some()
+    conntrack::lookup(key, false, false, filtered).is_some()
 }
 
 /// A denied packet passes as an audit only when no rule denied it (default

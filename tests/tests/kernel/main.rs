@@ -6,6 +6,7 @@
 mod clock;
 mod conntrack;
 mod ctcache;
+mod ctfilter;
 mod differential;
 mod fastpath;
 mod flood;

@@ -1,0 +1,188 @@
+//! The established-connection filter (`ebpf/xdp/src/ctfilter.rs`) in the
+//! real program: it counts every entry of the established table by bucket,
+//! never below the truth (colliding keys, removals by the program and by
+//! the agent), packets whose bucket is empty skip the table, and
+//! `trust_filter` counts the entries an older program left before the
+//! program relies on it.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use aya::maps::HashMap;
+use wardgate_agent::{
+    Program,
+    conntrack::{self, Filter},
+    programmer,
+};
+use wardgate_common::{
+    CONFIG_CT_FILTER, CT_ESTABLISHED, CtEntry, CtKey, IPPROTO_TCP, RULE_NONE, maps, v4_mapped,
+};
+use wardgate_tests::{
+    enforcer::{Enforcer, image},
+    packet::{self, L4, tcp_flags},
+    privilege,
+};
+
+const POLICY: &str = r#"
+zone a { networks 10.1.0.0/16 }
+zone b { networks 10.2.0.0/16 }
+
+allow a -> b : tcp/443
+"#;
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
+
+fn tcp(from_client: bool, sport: u16, flags: u8) -> Vec<u8> {
+    let (src, dst, sport, dport) = if from_client {
+        (CLIENT, SERVER, sport, 443)
+    } else {
+        (SERVER, CLIENT, 443, sport)
+    };
+    packet::ip(
+        IpAddr::V4(src),
+        IpAddr::V4(dst),
+        L4::Tcp {
+            sport,
+            dport,
+            flags,
+        },
+    )
+}
+
+fn key(sport: u16) -> CtKey {
+    CtKey::new(
+        v4_mapped(CLIENT.octets()),
+        v4_mapped(SERVER.octets()),
+        IPPROTO_TCP,
+        sport,
+        443,
+        0,
+    )
+}
+
+fn establish(e: &mut Enforcer, sport: u16) {
+    assert!(e.passes(&tcp(true, sport, tcp_flags::SYN)));
+    assert!(e.passes(&tcp(false, sport, tcp_flags::SYN | tcp_flags::ACK)));
+}
+
+/// A reply that passes only as part of a tracked connection (b -> a is not allowed).
+fn reply_passes(e: &mut Enforcer, sport: u16) -> bool {
+    e.passes(&tcp(false, sport, tcp_flags::ACK))
+}
+
+/// A reply the connection cache never passes (a SYN changes state): it
+/// always goes to the table, or past it.
+fn uncached_reply_passes(e: &mut Enforcer, sport: u16) -> bool {
+    e.passes(&tcp(false, sport, tcp_flags::SYN | tcp_flags::ACK))
+}
+
+/// Two client ports, above `from`, whose keys share a filter bucket.
+fn colliding_ports(from: u16) -> (u16, u16) {
+    let mut seen = std::collections::HashMap::new();
+    for port in from..=u16::MAX {
+        if let Some(&other) = seen.get(&key(port).filter_bucket()) {
+            return (other, port);
+        }
+        seen.insert(key(port).filter_bucket(), port);
+    }
+    panic!("no two ports collide")
+}
+
+#[test]
+fn the_filter_counts_established_entries_through_collisions_and_removals() {
+    if !privilege::kernel_tests_can_run(
+        "the_filter_counts_established_entries_through_collisions_and_removals",
+    ) {
+        return;
+    }
+    let mut e = Enforcer::new(POLICY);
+    let filter = Filter::of(e.program.ebpf()).unwrap();
+    let count = |port: u16| filter.count(key(port).filter_bucket());
+    let (p, q) = colliding_ports(20000);
+    for port in [p, q, 40000] {
+        establish(&mut e, port);
+    }
+    assert_eq!(count(p), 2, "two established entries in one bucket");
+    assert_eq!(count(40000), 1);
+    // An unanswered connection is not in the established table: not counted.
+    assert!(e.passes(&tcp(true, 40001, tcp_flags::SYN)));
+    assert_eq!(count(40001), 0);
+
+    // Removed by the agent: the bucket keeps the other entry, whose reply passes.
+    e.forget(&key(p));
+    assert_eq!(count(q), 1);
+    assert!(reply_passes(&mut e, q));
+    assert!(
+        !reply_passes(&mut e, p),
+        "the forgotten one is decided again"
+    );
+
+    // Removed by the program (a new policy forbids it): the bucket empties.
+    e.reload(
+        r#"
+zone a { networks 10.1.0.0/16 }
+zone b { networks 10.2.0.0/16 }
+"#,
+    );
+    assert!(!e.passes(&tcp(true, 40000, tcp_flags::ACK)));
+    assert_eq!(count(40000), 0);
+    assert!(!e.passes(&tcp(true, q, tcp_flags::ACK)));
+    assert_eq!(count(q), 0);
+}
+
+#[test]
+fn entries_an_older_program_left_are_counted_before_the_filter_is_trusted() {
+    if !privilege::kernel_tests_can_run(
+        "entries_an_older_program_left_are_counted_before_the_filter_is_trusted",
+    ) {
+        return;
+    }
+    let mut program = Program::load().unwrap();
+    let image = image(POLICY);
+    programmer::load(program.ebpf_mut(), &image, 0).unwrap();
+    // A connection tracked by a program that did not count it (as an older
+    // version's, adopted from the pinned table by an upgrade).
+    let k = key(30000);
+    let entry = CtEntry {
+        last_seen_ns: wardgate_agent::eventlog::Clock::monotonic_now(),
+        generation: programmer::config(program.ebpf_mut()).unwrap().generation,
+        state: CT_ESTABLISHED,
+        src_zone: 1,
+        dst_zone: 2,
+        rule: RULE_NONE,
+        ..CtEntry::default()
+    };
+    let mut table: HashMap<_, CtKey, CtEntry> =
+        HashMap::try_from(program.ebpf_mut().map_mut(maps::CONNTRACK).unwrap()).unwrap();
+    table.insert(k, entry, 0).unwrap();
+    let mut e = Enforcer::from_program(program, image);
+    assert!(
+        uncached_reply_passes(&mut e, 30000),
+        "untrusted: the table is looked up"
+    );
+
+    // Trusting the filter as it is would lose the connection: the reply
+    // finds its bucket empty and skips the table.
+    programmer::update_config(e.program.ebpf_mut(), |c| c.flags |= CONFIG_CT_FILTER).unwrap();
+    assert!(!uncached_reply_passes(&mut e, 30000));
+
+    programmer::update_config(e.program.ebpf_mut(), |c| c.flags &= !CONFIG_CT_FILTER).unwrap();
+    assert_eq!(
+        conntrack::trust_filter(e.program.ebpf_mut()).unwrap(),
+        Some(1),
+        "counts the entry it found"
+    );
+    assert!(uncached_reply_passes(&mut e, 30000));
+    assert_eq!(
+        conntrack::trust_filter(e.program.ebpf_mut()).unwrap(),
+        None,
+        "once"
+    );
+    let flags = programmer::config(e.program.ebpf_mut()).unwrap().flags;
+    programmer::load(e.program.ebpf_mut(), &e.image.clone(), 0).unwrap();
+    assert_eq!(
+        programmer::config(e.program.ebpf_mut()).unwrap().flags & CONFIG_CT_FILTER,
+        flags & CONFIG_CT_FILTER,
+        "a policy load keeps the flag"
+    );
+}
