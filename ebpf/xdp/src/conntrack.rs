@@ -198,10 +198,31 @@ pub fn create(key: &CtKey, reversed: bool, d: &Decision, generation: u32, now: u
         _reserved: 0,
     };
     // A full LRU map evicts its oldest entry; an error here only means the
-    // next packet is decided again. An entry already there (a retransmitted
-    // SYN, see `opens`) is kept, and not counted again.
-    if CT_UNCONFIRMED.insert(key, &entry, BPF_NOEXIST).is_ok() {
-        count(counter::CT_UNCONFIRMED_CREATED);
+    // next packet is decided again.
+    match CT_UNCONFIRMED.insert(key, &entry, BPF_NOEXIST) {
+        Ok(()) => count(counter::CT_UNCONFIRMED_CREATED),
+        Err(EEXIST) => {
+            // A SYN whose tuple is already unconfirmed (it skipped this
+            // table, see `opens`). A retransmission: the connection is still
+            // trying, so its entry's time moves. But an entry that idled out
+            // (a SYN retried after the timeout; nothing swept it yet) or was
+            // closing (the tuple reused) is replaced, as `update` would have
+            // restarted it: kept, its reply would find it expired, or never
+            // promote it.
+            if let Some(old) = CT_UNCONFIRMED.get_ptr_mut(key) {
+                // SAFETY: a pointer from a successful lookup; valid for this run.
+                let old = unsafe { &mut *old };
+                if expired(old, key.proto, now) || old.state == CT_CLOSING {
+                    let _ = CT_UNCONFIRMED.remove(key);
+                    if CT_UNCONFIRMED.insert(key, &entry, BPF_NOEXIST).is_ok() {
+                        count(counter::CT_UNCONFIRMED_CREATED);
+                    }
+                } else {
+                    old.last_seen_ns = now;
+                }
+            }
+        }
+        Err(_) => {}
     }
 }
 

@@ -200,3 +200,78 @@ fn v4(s: &str) -> [u8; 16] {
     };
     wardgate_common::v4_mapped(a.octets())
 }
+
+/// The unconfirmed entry of `src:sport -> server:443`, if any.
+fn unconfirmed(e: &mut Enforcer, src: &str, sport: u16) -> Option<wardgate_common::CtEntry> {
+    let key = CtKey::new(v4(src), v4("10.41.0.1"), IPPROTO_TCP, sport, 443, 0);
+    let table: aya::maps::HashMap<_, CtKey, wardgate_common::CtEntry> =
+        aya::maps::HashMap::try_from(
+            e.program
+                .ebpf_mut()
+                .map_mut(wardgate_common::maps::CT_UNCONFIRMED)
+                .unwrap(),
+        )
+        .unwrap();
+    table.get(&key, 0).ok()
+}
+
+#[test]
+fn a_syn_retried_after_its_entry_idled_out_or_closed_starts_afresh() {
+    let Some(mut e) = enforcer("a_syn_retried_after_its_entry_idled_out_or_closed_starts_afresh")
+    else {
+        return;
+    };
+    // A SYN, unanswered past the unconfirmed timeout (aged by hand: the
+    // agent's sweep has not run), then retried on the same port (Linux
+    // retries a SYN at 1, 3, 7, 15, 31 and 63 s).
+    assert!(e.passes(&syn("10.10.0.1", 41000)));
+    let key = CtKey::new(v4("10.10.0.1"), v4("10.41.0.1"), IPPROTO_TCP, 41000, 443, 0);
+    let mut entry = unconfirmed(&mut e, "10.10.0.1", 41000).expect("tracked");
+    entry.last_seen_ns -= wardgate_common::CT_TIMEOUT_NEW_NS + 1_000_000_000;
+    {
+        let mut table: aya::maps::HashMap<_, CtKey, wardgate_common::CtEntry> =
+            aya::maps::HashMap::try_from(
+                e.program
+                    .ebpf_mut()
+                    .map_mut(wardgate_common::maps::CT_UNCONFIRMED)
+                    .unwrap(),
+            )
+            .unwrap();
+        table.insert(key, entry, 0).unwrap();
+    }
+    let created = e.delta(counter::CT_UNCONFIRMED_CREATED, |e| {
+        assert!(e.passes(&syn("10.10.0.1", 41000)));
+    });
+    assert_eq!(created, 1, "the idled-out entry is replaced");
+    assert!(
+        e.passes(&synack("10.10.0.1", 41000)),
+        "the retried SYN's answer passes"
+    );
+
+    // A retransmission of a live SYN keeps its entry and moves its time.
+    assert!(e.passes(&syn("10.10.0.1", 41001)));
+    let first = unconfirmed(&mut e, "10.10.0.1", 41001)
+        .unwrap()
+        .last_seen_ns;
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let created = e.delta(counter::CT_UNCONFIRMED_CREATED, |e| {
+        assert!(e.passes(&syn("10.10.0.1", 41001)));
+    });
+    assert_eq!(created, 0);
+    assert!(
+        unconfirmed(&mut e, "10.10.0.1", 41001)
+            .unwrap()
+            .last_seen_ns
+            > first
+    );
+
+    // A tuple reused after the client reset its attempt: a new connection,
+    // promoted by its answer like any other.
+    assert!(e.passes(&syn("10.10.0.1", 41002)));
+    assert!(e.passes(&tcp("10.10.0.1", "10.41.0.1", 41002, 443, tcp_flags::RST)));
+    assert!(e.passes(&syn("10.10.0.1", 41002)));
+    let promoted = e.delta(counter::CT_PROMOTED, |e| {
+        assert!(e.passes(&synack("10.10.0.1", 41002)));
+    });
+    assert_eq!(promoted, 1, "the reused tuple's connection is established");
+}
