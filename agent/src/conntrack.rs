@@ -17,10 +17,10 @@ use aya::{
     maps::{Array, HashMap, Map, MapData},
 };
 use wardgate_common::{
-    CONFIG_CT_FILTER, CT_CLOSING, CT_LIMIT_POOL, CT_LIMIT_RESERVED, CT_NEW, CT_SLOT_POOL,
-    CT_SLOT_RESERVED, CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS, CT_TIMEOUT_ICMP_NS,
-    CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS, CtEntry, CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_TCP,
+    CONFIG_CT_FILTER, CT_CLOSING, CT_HORIZON_LONG_NS, CT_LIMIT_POOL, CT_LIMIT_RESERVED, CT_NEW,
+    CT_SLOT_POOL, CT_SLOT_RESERVED, CT_TIMEOUT_CLOSING_NS, CT_TIMEOUT_ESTABLISHED_TCP_NS,
+    CT_TIMEOUT_ICMP_NS, CT_TIMEOUT_NEW_NS, CT_TIMEOUT_UDP_NS, CtEntry, CtHorizon, CtKey,
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
     maps::{self, CT_FILTER_BUCKETS, CT_SLOTS},
 };
 use wardgate_compiler::{PolicyImage, ctlimits::limitable};
@@ -138,17 +138,20 @@ impl Filter {
     }
 }
 
-/// Makes the program trust the established-connection filter
-/// (`CONFIG_CT_FILTER`), once: counts the entries already in the table
-/// (left by a program that did not maintain the filter), then sets the
-/// flag. Call it only when every interface runs this program, which
-/// maintains the filter: an older program still attached somewhere could
-/// insert an entry the filter never counts, whose packets would then skip
-/// the table. Returns how many entries it counted, or `None` if the flag
-/// was already set (a restart of this version: nothing to count).
+/// Makes the program trust its connection filters (`CONFIG_CT_FILTER`),
+/// once. First it completes them for what a program that did not maintain
+/// them (an older version, adopted from the pinned maps) left: it counts
+/// the entries already in the established table, and moves the long
+/// horizon of every unconfirmed entry's bucket a full timeout ahead, which
+/// covers it until this program writes it. Then it sets the
+/// flag. Call it only when every interface runs this program: an older one
+/// still attached somewhere could insert an entry the filters never see,
+/// whose packets would then skip the tables. Returns how many established
+/// entries it counted, or `None` if the flag was already set (a restart of
+/// this version: nothing to do).
 ///
 /// # Errors
-/// The maps cannot be read or written.
+/// The maps cannot be read, mapped or written.
 pub fn trust_filter(ebpf: &mut Ebpf) -> anyhow::Result<Option<usize>> {
     if crate::programmer::config(ebpf)?.flags & CONFIG_CT_FILTER != 0 {
         return Ok(None);
@@ -160,8 +163,61 @@ pub fn trust_filter(ebpf: &mut Ebpf) -> anyhow::Result<Option<usize>> {
     for key in &keys {
         filter.add(key);
     }
+    let horizon = Horizon::of(ebpf)?;
+    let until = crate::eventlog::Clock::monotonic_now() + CT_HORIZON_LONG_NS;
+    for key in table(ebpf, maps::CT_UNCONFIRMED)?.keys() {
+        horizon.cover(key?.horizon_bucket(), until);
+    }
     crate::programmer::update_config(ebpf, |c| c.flags |= CONFIG_CT_FILTER)?;
     Ok(Some(keys.len()))
+}
+
+/// The unconfirmed horizon (`maps::CT_HORIZON`), mapped.
+pub struct Horizon(Mapped<CtHorizon>);
+
+impl Horizon {
+    /// The horizon of a loaded program.
+    ///
+    /// # Errors
+    /// The program has no horizon, or it cannot be mapped.
+    pub fn of(ebpf: &Ebpf) -> anyhow::Result<Self> {
+        let map = ebpf
+            .map(maps::CT_HORIZON)
+            .with_context(|| format!("the program has no map `{}`", maps::CT_HORIZON))?;
+        let Map::Array(data) = map else {
+            bail!("map `{}` is not an array", maps::CT_HORIZON);
+        };
+        Ok(Self(Mapped::new(data, maps::CT_HORIZON)?))
+    }
+
+    /// Bucket `index`: its `short` and `long` horizons.
+    pub fn get(&self, index: u32) -> CtHorizon {
+        // SAFETY: a value of the mapping; volatile, since the program writes it.
+        #[allow(unsafe_code, reason = "a read of the shared mapping")]
+        unsafe {
+            self.0.at(index as usize).read_volatile()
+        }
+    }
+
+    /// Sets bucket `index` (tests: a horizon in the past).
+    pub fn set(&self, index: u32, horizon: CtHorizon) {
+        // SAFETY: as in `get`.
+        #[allow(unsafe_code, reason = "a store to the shared mapping")]
+        unsafe {
+            self.0.at(index as usize).write_volatile(horizon);
+        }
+    }
+
+    /// Moves bucket `index`'s `long` horizon to at least `until`.
+    fn cover(&self, index: u32, until: u64) {
+        // SAFETY: an aligned `u64` of the mapping; the program only moves it
+        // forward, so `fetch_max` never loses its value.
+        #[allow(unsafe_code, reason = "an atomic view of a shared u64")]
+        let long = unsafe {
+            AtomicU64::from_ptr(std::ptr::addr_of_mut!((*self.0.at(index as usize)).long))
+        };
+        long.fetch_max(until, Ordering::SeqCst);
+    }
 }
 
 /// Counts one removed established entry against its slot.

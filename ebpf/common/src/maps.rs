@@ -72,6 +72,23 @@ pub const CT_FILTER_BUCKETS: u32 = 1 << 20;
 
 const _: () = assert!(CT_FILTER_BUCKETS.is_power_of_two());
 
+/// `Array<CtHorizon>` (mmapable), [`CT_HORIZON_BUCKETS`] entries: per
+/// bucket ([`crate::CtKey::horizon_bucket`]), when the last unconfirmed
+/// entry whose key falls there can idle out at the latest. A packet past
+/// both of its bucket's horizons skips the unconfirmed table's lookup (it
+/// could only find an entry that idled out). The program keeps them; the
+/// agent moves every `long` one timeout ahead when it starts trusting them,
+/// to cover entries an older program inserted. Trusted only with
+/// [`crate::CONFIG_CT_FILTER`]. See `docs/conntrack.md`.
+pub const CT_HORIZON: &str = "WG_CT_HORIZON";
+
+/// Buckets of [`CT_HORIZON`] (a power of two): four per entry of a full
+/// unconfirmed table.
+pub const CT_HORIZON_BUCKETS: u32 = 1 << 19;
+
+const _: () =
+    assert!(CT_HORIZON_BUCKETS.is_power_of_two() && CT_HORIZON_BUCKETS <= CT_FILTER_BUCKETS);
+
 /// `Array<u32>`, `2 * CT_SLOTS`, indexed by `set * CT_SLOTS + slot`: the
 /// connection limit of each charge slot (see [`crate::ct_slot`]). A zone's
 /// own entry is its `conntrack-limit`, [`crate::CT_LIMIT_POOL`] (0) for a
@@ -148,6 +165,7 @@ pub const ALL: &[&str] = &[
     CT_UNCONFIRMED,
     CT_CACHE,
     CT_FILTER,
+    CT_HORIZON,
     CT_LIMITS,
     CT_CHARGED,
     CT_RELEASED,

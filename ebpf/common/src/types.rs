@@ -263,6 +263,14 @@ impl CtKey {
         crate::flow_hash(self.words()) & (crate::maps::CT_FILTER_BUCKETS - 1)
     }
 
+    /// This key's bucket of the unconfirmed horizon
+    /// ([`crate::maps::CT_HORIZON`]): the low bits of its filter bucket.
+    #[inline(always)]
+    #[must_use]
+    pub fn horizon_bucket(&self) -> u32 {
+        self.filter_bucket() & (crate::maps::CT_HORIZON_BUCKETS - 1)
+    }
+
     /// [`CtKey::new`] in place, field by field (a struct literal becomes a
     /// byte-loop `memset` in BPF).
     #[inline(always)]
@@ -475,6 +483,39 @@ pub struct CtCacheSlot {
     /// [`Config::ct_epoch`] when filled.
     pub epoch: u32,
 }
+
+/// One bucket of the unconfirmed horizon ([`crate::maps::CT_HORIZON`]):
+/// times (the program's clock) after which no unconfirmed entry whose key
+/// falls in this bucket can still be live. The program moves them whenever
+/// it writes such an entry's time or state, always to *now* plus a
+/// constant, so concurrent writers write nearly the same value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtHorizon {
+    /// Covers entries that are new or closing: [`CT_HORIZON_SHORT_NS`] after their last packet.
+    pub short: u64,
+    /// Covers entries established in the unconfirmed table (their promotion
+    /// failed: zone at its limit, table full): [`CT_HORIZON_LONG_NS`].
+    pub long: u64,
+}
+
+/// The longest timeout of a new or closing connection.
+pub const CT_HORIZON_SHORT_NS: u64 = CT_TIMEOUT_NEW_NS;
+/// The longest timeout of any connection.
+pub const CT_HORIZON_LONG_NS: u64 = CT_TIMEOUT_ESTABLISHED_TCP_NS;
+/// A horizon is moved only when it would move by more than this (not on
+/// every packet), and a lookup is skipped only this long past a horizon
+/// plus [`CT_HORIZON_SLACK_NS`]: racing writers and clock recalibrations
+/// move times by far less.
+pub const CT_HORIZON_REFRESH_NS: u64 = 1_000_000_000;
+/// See [`CT_HORIZON_REFRESH_NS`].
+pub const CT_HORIZON_SLACK_NS: u64 = 1_000_000_000;
+
+const _: () = {
+    assert!(CT_TIMEOUT_CLOSING_NS <= CT_HORIZON_SHORT_NS);
+    assert!(CT_TIMEOUT_UDP_NS <= CT_HORIZON_LONG_NS);
+    assert!(CT_TIMEOUT_ICMP_NS <= CT_HORIZON_LONG_NS);
+};
 
 /// [`CtEntry::flags`]: the canonical key lists the connection's responder
 /// first ([`CtKey::canonicalize`] swapped the first packet's endpoints).

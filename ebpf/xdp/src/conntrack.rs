@@ -71,14 +71,16 @@ pub fn key_of(key: &mut CtKey, p: &Packet) -> bool {
 /// Finds the connection of `key` (canonical), established first;
 /// `reversed` is what [`key_of`] returned for the packet, which gives its
 /// direction. With `established_only` the unconfirmed table is not looked
-/// at (see [`opens`]). With `filtered` (the filter is trusted), the
-/// established table is looked at only if the filter says it may hold the key.
+/// at (see [`opens`]). With `filtered` (the filters are trusted), a
+/// table is looked at only if its filter says it may hold the key at `now`
+/// (`ctfilter`).
 #[inline(always)]
 pub fn lookup(
     key: &CtKey,
     reversed: bool,
     established_only: bool,
     filtered: bool,
+    now: u64,
 ) -> Option<(*mut CtEntry, Direction, Table)> {
     let established = if !filtered || ctfilter::may_hold(key) {
         CONNTRACK.get_ptr_mut(key)
@@ -88,6 +90,7 @@ pub fn lookup(
     let (entry, table) = match established {
         Some(e) => (e, Table::Established),
         None if established_only => return None,
+        None if filtered && !ctfilter::unconfirmed_may_hold(key, now) => return None,
         None => (CT_UNCONFIRMED.get_ptr_mut(key)?, Table::Unconfirmed),
     };
     // SAFETY: a pointer from a successful lookup; the entry stays valid for this run.
@@ -199,6 +202,7 @@ pub fn create(key: &CtKey, reversed: bool, d: &Decision, generation: u32, now: u
     };
     // A full LRU map evicts its oldest entry; an error here only means the
     // next packet is decided again.
+    ctfilter::note_unconfirmed(key, CT_NEW, now);
     match CT_UNCONFIRMED.insert(key, &entry, BPF_NOEXIST) {
         Ok(()) => count(counter::CT_UNCONFIRMED_CREATED),
         Err(EEXIST) => {
@@ -218,6 +222,7 @@ pub fn create(key: &CtKey, reversed: bool, d: &Decision, generation: u32, now: u
                         count(counter::CT_UNCONFIRMED_CREATED);
                     }
                 } else {
+                    ctfilter::note_unconfirmed(key, old.state, now);
                     old.last_seen_ns = now;
                 }
             }
@@ -227,17 +232,18 @@ pub fn create(key: &CtKey, reversed: bool, d: &Decision, generation: u32, now: u
 }
 
 /// Moves a connection that saw its reply (`e`, in the unconfirmed table)
-/// to the established table, charged to its slot. A zone at its limit or a
-/// full table leaves it where it is: it keeps passing, unprotected.
+/// to the established table, charged to its slot; true if it is there now.
+/// A zone at its limit or a full table leaves it where it is: it keeps
+/// passing, unprotected.
 #[inline(always)]
-pub fn promote(key: &CtKey, e: &CtEntry, set: u32) {
+pub fn promote(key: &CtKey, e: &CtEntry, set: u32) -> bool {
     let Some((slot, limit)) = slot_and_limit(set, e.src_zone) else {
         count(counter::CT_INSERT_FAILED);
-        return;
+        return false;
     };
     if limit != CT_LIMIT_RESERVED && live(slot) >= u64::from(limit) {
         count(counter::CT_INSERT_FAILED);
-        return;
+        return false;
     }
     let entry = CtEntry {
         last_seen_ns: e.last_seen_ns,
@@ -259,6 +265,7 @@ pub fn promote(key: &CtKey, e: &CtEntry, set: u32) {
         Ok(()) => {
             count(counter::CT_PROMOTED);
             let _ = CT_UNCONFIRMED.remove(key);
+            true
         }
         Err(err) => {
             ctfilter::sub(key);
@@ -266,8 +273,10 @@ pub fn promote(key: &CtKey, e: &CtEntry, set: u32) {
             if err == EEXIST {
                 // Another CPU promoted it first.
                 let _ = CT_UNCONFIRMED.remove(key);
+                true
             } else {
                 count(counter::CT_INSERT_FAILED);
+                false
             }
         }
     }

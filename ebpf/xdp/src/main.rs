@@ -177,7 +177,7 @@ fn track_or_decide(
     let reversed = conntrack::key_of(&mut s.key, p);
     let filtered = config.flags & CONFIG_CT_FILTER != 0;
     if let Some((entry, dir, table)) =
-        conntrack::lookup(&s.key, reversed, conntrack::opens(p), filtered)
+        conntrack::lookup(&s.key, reversed, conntrack::opens(p), filtered, now)
     {
         let key = &s.key;
         // SAFETY: a pointer from a successful lookup in a hash map; the
@@ -203,17 +203,24 @@ fn track_or_decide(
                 conntrack::recharge(entry, set);
             }
             conntrack::update(entry, p, dir, now);
-            if entry.state == CT_ESTABLISHED {
-                match table {
-                    conntrack::Table::Unconfirmed => conntrack::promote(key, entry, set),
-                    conntrack::Table::Established => ctcache::fill(p, config, now),
+            match table {
+                conntrack::Table::Established => {
+                    if entry.state == CT_ESTABLISHED {
+                        ctcache::fill(p, config, now);
+                    }
+                }
+                conntrack::Table::Unconfirmed => {
+                    // Still unconfirmed after this packet: its horizon moves.
+                    if entry.state != CT_ESTABLISHED || !conntrack::promote(key, entry, set) {
+                        ctfilter::note_unconfirmed(key, entry.state, now);
+                    }
                 }
             }
             tally.add(counter::PASS_TRACKED);
             return xdp_action::XDP_PASS;
         }
     }
-    if parse::is_icmp_error(p) && related(ctx, s, filtered) {
+    if parse::is_icmp_error(p) && related(ctx, s, filtered, now) {
         tally.add(counter::PASS_TRACKED);
         return xdp_action::XDP_PASS;
     }
@@ -262,7 +269,7 @@ fn track_or_decide(
 
 /// True if the ICMP error in `s.packet` quotes a packet of a tracked connection.
 #[inline(always)]
-fn related(ctx: &XdpContext, s: &mut Scratch, filtered: bool) -> bool {
+fn related(ctx: &XdpContext, s: &mut Scratch, filtered: bool, now: u64) -> bool {
     let Ok(q) = parse::quoted(ctx, &s.packet) else {
         return false;
     };
@@ -272,7 +279,7 @@ fn related(ctx: &XdpContext, s: &mut Scratch, filtered: bool) -> bool {
     let key = &mut s.quoted;
     key.set(&q.src, &q.dst, q.proto, q.sport, q.dport, echo);
     key.canonicalize();
-    conntrack::lookup(key, false, false, filtered).is_some()
+    conntrack::lookup(key, false, false, filtered, now).is_some()
 }
 
 /// A denied packet passes as an audit only when no rule denied it (default

@@ -1,20 +1,23 @@
-//! The established-connection filter (`ebpf/xdp/src/ctfilter.rs`) in the
-//! real program: it counts every entry of the established table by bucket,
-//! never below the truth (colliding keys, removals by the program and by
-//! the agent), packets whose bucket is empty skip the table, and
-//! `trust_filter` counts the entries an older program left before the
-//! program relies on it.
+//! The connection filters (`ebpf/xdp/src/ctfilter.rs`) in the real
+//! program. The established filter counts every entry of the established
+//! table by bucket, never below the truth (colliding keys, removals by the
+//! program and by the agent); the unconfirmed horizon stays ahead of every
+//! unconfirmed entry (new, closing, or left established by a zone's
+//! limit). Packets whose bucket says no skip the table, and
+//! `trust_filter` covers what an older program left before the program
+//! relies on them.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use aya::maps::HashMap;
 use wardgate_agent::{
     Program,
-    conntrack::{self, Filter},
+    conntrack::{self, Filter, Horizon},
     programmer,
 };
 use wardgate_common::{
-    CONFIG_CT_FILTER, CT_ESTABLISHED, CtEntry, CtKey, IPPROTO_TCP, RULE_NONE, maps, v4_mapped,
+    CONFIG_CT_FILTER, CT_ESTABLISHED, CT_HORIZON_LONG_NS, CT_HORIZON_SHORT_NS, CT_NEW, CtEntry,
+    CtHorizon, CtKey, IPPROTO_TCP, RULE_NONE, maps, v4_mapped,
 };
 use wardgate_tests::{
     enforcer::{Enforcer, image},
@@ -185,4 +188,130 @@ fn entries_an_older_program_left_are_counted_before_the_filter_is_trusted() {
         flags & CONFIG_CT_FILTER,
         "a policy load keeps the flag"
     );
+}
+
+fn now() -> u64 {
+    wardgate_agent::eventlog::Clock::monotonic_now()
+}
+
+#[test]
+fn unconfirmed_connections_are_looked_up_until_their_horizon() {
+    if !privilege::kernel_tests_can_run("unconfirmed_connections_are_looked_up_until_their_horizon")
+    {
+        return;
+    }
+    let mut e = Enforcer::new(POLICY);
+    let horizon = Horizon::of(e.program.ebpf()).unwrap();
+    let bucket = key(31000).horizon_bucket();
+    assert_eq!(horizon.get(bucket), CtHorizon::default(), "a fresh start");
+    let before = now();
+    assert!(e.passes(&tcp(true, 31000, tcp_flags::SYN)));
+    let h = horizon.get(bucket);
+    assert!(
+        h.short >= before + CT_HORIZON_SHORT_NS - 1_000_000_000 && h.long == 0,
+        "a new entry moves the short horizon: {h:?}"
+    );
+    assert!(
+        uncached_reply_passes(&mut e, 31000),
+        "found: it is promoted"
+    );
+    assert_eq!(count_established(&mut e, 31000), 1);
+
+    // A bucket past its horizon is not looked up: a reply to a live
+    // unconfirmed connection whose horizon is (made) past drops.
+    assert!(e.passes(&tcp(true, 31001, tcp_flags::SYN)));
+    let bucket = key(31001).horizon_bucket();
+    horizon.set(bucket, CtHorizon::default());
+    assert!(!uncached_reply_passes(&mut e, 31001));
+    // The SYN's retransmission moves it again, and the answer passes.
+    assert!(e.passes(&tcp(true, 31001, tcp_flags::SYN)));
+    assert!(horizon.get(bucket).short > now());
+    assert!(uncached_reply_passes(&mut e, 31001));
+}
+
+fn count_established(e: &mut Enforcer, sport: u16) -> u64 {
+    Filter::of(e.program.ebpf())
+        .unwrap()
+        .count(key(sport).filter_bucket())
+}
+
+#[test]
+fn a_connection_left_unconfirmed_by_its_zones_limit_keeps_a_long_horizon() {
+    if !privilege::kernel_tests_can_run(
+        "a_connection_left_unconfirmed_by_its_zones_limit_keeps_a_long_horizon",
+    ) {
+        return;
+    }
+    let mut e = Enforcer::new(
+        r#"
+zone a { networks 10.1.0.0/16 conntrack-limit 1 }
+zone b { networks 10.2.0.0/16 }
+
+allow a -> b : tcp/443
+"#,
+    );
+    let horizon = Horizon::of(e.program.ebpf()).unwrap();
+    // Both admitted (nothing established yet); the second answer finds the
+    // zone at its limit and leaves its connection unconfirmed, established.
+    for port in [32000, 32001] {
+        assert!(e.passes(&tcp(true, port, tcp_flags::SYN)));
+    }
+    let before = now();
+    for port in [32000, 32001] {
+        assert!(e.passes(&tcp(false, port, tcp_flags::SYN | tcp_flags::ACK)));
+    }
+    assert_eq!(count_established(&mut e, 32000), 1);
+    assert_eq!(count_established(&mut e, 32001), 0);
+    let h = horizon.get(key(32001).horizon_bucket());
+    assert!(
+        h.long >= before + CT_HORIZON_LONG_NS - 1_000_000_000,
+        "established in the unconfirmed table: the longest timeout ahead ({h:?})"
+    );
+    assert_eq!(
+        horizon.get(key(32000).horizon_bucket()).long,
+        0,
+        "a promoted connection leaves no long horizon"
+    );
+    assert!(uncached_reply_passes(&mut e, 32001));
+}
+
+#[test]
+fn unconfirmed_entries_an_older_program_left_are_covered_before_the_filter_is_trusted() {
+    if !privilege::kernel_tests_can_run(
+        "unconfirmed_entries_an_older_program_left_are_covered_before_the_filter_is_trusted",
+    ) {
+        return;
+    }
+    let mut program = Program::load().unwrap();
+    let image = image(POLICY);
+    programmer::load(program.ebpf_mut(), &image, 0).unwrap();
+    let k = key(33000);
+    let entry = CtEntry {
+        last_seen_ns: now(),
+        generation: programmer::config(program.ebpf_mut()).unwrap().generation,
+        state: CT_NEW,
+        src_zone: 1,
+        dst_zone: 2,
+        rule: 0,
+        ..CtEntry::default()
+    };
+    let mut table: HashMap<_, CtKey, CtEntry> =
+        HashMap::try_from(program.ebpf_mut().map_mut(maps::CT_UNCONFIRMED).unwrap()).unwrap();
+    table.insert(k, entry, 0).unwrap();
+    let mut e = Enforcer::from_program(program, image);
+    programmer::update_config(e.program.ebpf_mut(), |c| c.flags |= CONFIG_CT_FILTER).unwrap();
+    assert!(
+        !uncached_reply_passes(&mut e, 33000),
+        "trusted as it is, the horizon hides the entry"
+    );
+    programmer::update_config(e.program.ebpf_mut(), |c| c.flags &= !CONFIG_CT_FILTER).unwrap();
+    conntrack::trust_filter(e.program.ebpf_mut()).unwrap();
+    assert!(
+        Horizon::of(e.program.ebpf())
+            .unwrap()
+            .get(k.horizon_bucket())
+            .long
+            > now() + CT_HORIZON_LONG_NS / 2
+    );
+    assert!(uncached_reply_passes(&mut e, 33000));
 }
