@@ -7,8 +7,9 @@
 //! baseline and the case back to back (`REPEAT` runs each, the order swapped
 //! every other round), so a burst of machine noise hits both halves of the
 //! round's ratio. Only *quiet* rounds count: those whose baseline ran within
-//! 10% of the fastest baseline of the run (more rounds are measured, up to
-//! three times as many, to find them; if too few are quiet, all count). The
+//! 10% of the fastest baseline of the run (a case measures more rounds,
+//! pausing after slow ones, for up to 30 s to find them; if too few are
+//! quiet, all count). The
 //! bench reports the median of the per-round ratios and their spread (min
 //! and max), the median ns per packet, and how many rounds were kept.
 //!
@@ -114,9 +115,11 @@ fn load_average() -> String {
 /// This VM has slow phases (a neighbour's load) that slow the program more
 /// than the baseline, so their ratios are not those of a quiet machine.
 const QUIET: f64 = 1.10;
-/// At most this many times the rounds asked for are measured to find
-/// enough quiet ones.
-const MAX_ROUND_FACTOR: usize = 3;
+/// How long a case waits for enough quiet rounds (a slow phase can last
+/// tens of seconds); after a round that was not quiet it pauses
+/// [`QUIET_PAUSE`] before the next.
+const QUIET_WAIT: Duration = Duration::from_secs(30);
+const QUIET_PAUSE: Duration = Duration::from_millis(200);
 
 /// One case over `rounds` quiet rounds, interleaved with the baseline.
 struct Rounds {
@@ -128,9 +131,9 @@ struct Rounds {
 }
 
 impl Rounds {
-    /// Measures rounds until `rounds` of them are quiet (or
-    /// `MAX_ROUND_FACTOR * rounds` were measured; then all of them count).
-    /// `fastest` is the fastest baseline so far in this run, updated.
+    /// Measures rounds until `rounds` of them are quiet (or [`QUIET_WAIT`]
+    /// has passed; then all of them count). `fastest` is the fastest
+    /// baseline so far in this run, updated.
     fn measure(
         rounds: usize,
         fastest: &mut f64,
@@ -145,7 +148,8 @@ impl Rounds {
                 .filter(|(_, base)| *base <= QUIET * fastest)
                 .count()
         };
-        for round in 0..MAX_ROUND_FACTOR * rounds {
+        let started = std::time::Instant::now();
+        for round in 0.. {
             let (value, base) = if round % 2 == 0 {
                 let base = measure(baseline, frame, testrun::XDP_PASS);
                 (measure(program, frame, expect), base)
@@ -155,8 +159,13 @@ impl Rounds {
             };
             *fastest = fastest.min(base);
             all.push((value, base));
-            if round + 1 >= rounds && quiet(&all, *fastest) >= rounds {
+            if round + 1 >= rounds
+                && (quiet(&all, *fastest) >= rounds || started.elapsed() > QUIET_WAIT)
+            {
                 break;
+            }
+            if base > QUIET * *fastest {
+                std::thread::sleep(QUIET_PAUSE);
             }
         }
         let measured = all.len();
@@ -277,9 +286,9 @@ fn main() {
         .unwrap_or(ROUNDS);
     println!(
         "{rounds} quiet rounds of {REPEAT} runs per case and per baseline, interleaved \
-         (quiet: the baseline within {:.0}% of the run's fastest; at most {} rounds measured)",
+         (quiet: the baseline within {:.0}% of the run's fastest; a case waits up to {} s for them)",
         100.0 * (QUIET - 1.0),
-        MAX_ROUND_FACTOR * rounds
+        QUIET_WAIT.as_secs()
     );
     println!(
         "load average at start: {}; pinned to CPU {cpu}",
