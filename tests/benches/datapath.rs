@@ -8,7 +8,7 @@
 //! every other round), so a burst of machine noise hits both halves of the
 //! round's ratio. Only *quiet* rounds count: those whose baseline ran within
 //! 10% of the fastest baseline of the run (a case measures more rounds,
-//! pausing after slow ones, for up to 30 s to find them; if too few are
+//! pausing after slow ones, for up to 5 s to find them; if too few are
 //! quiet, all count). The
 //! bench reports the median of the per-round ratios and their spread (min
 //! and max), the median ns per packet, and how many rounds were kept.
@@ -116,9 +116,10 @@ fn load_average() -> String {
 /// than the baseline, so their ratios are not those of a quiet machine.
 const QUIET: f64 = 1.10;
 /// How long a case waits for enough quiet rounds (a slow phase can last
-/// tens of seconds); after a round that was not quiet it pauses
+/// tens of seconds: then the case counts every round, and says so);
+/// after a round that was not quiet it pauses
 /// [`QUIET_PAUSE`] before the next.
-const QUIET_WAIT: Duration = Duration::from_secs(30);
+const QUIET_WAIT: Duration = Duration::from_secs(5);
 const QUIET_PAUSE: Duration = Duration::from_millis(200);
 
 /// One case over `rounds` quiet rounds, interleaved with the baseline.
