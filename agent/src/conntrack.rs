@@ -71,6 +71,17 @@ pub fn forget(ebpf: &mut Ebpf, key: &CtKey) -> anyhow::Result<bool> {
     Ok(table(ebpf, maps::CT_UNCONFIRMED)?.remove(key).is_ok())
 }
 
+/// The array `name` of a loaded program, mapped.
+fn mapped_array<T>(ebpf: &Ebpf, name: &str) -> anyhow::Result<Mapped<T>> {
+    let map = ebpf
+        .map(name)
+        .with_context(|| format!("the program has no map `{name}`"))?;
+    let Map::Array(data) = map else {
+        bail!("map `{name}` is not an array");
+    };
+    Mapped::new(data, name)
+}
+
 /// The established-connection filter (`maps::CT_FILTER`), mapped: a count
 /// per bucket of the established entries whose key hashes there. The agent
 /// subtracts what it removes, atomically, as the program does.
@@ -82,13 +93,7 @@ impl Filter {
     /// # Errors
     /// The program has no filter, or it cannot be mapped.
     pub fn of(ebpf: &Ebpf) -> anyhow::Result<Self> {
-        let map = ebpf
-            .map(maps::CT_FILTER)
-            .with_context(|| format!("the program has no map `{}`", maps::CT_FILTER))?;
-        let Map::Array(data) = map else {
-            bail!("map `{}` is not an array", maps::CT_FILTER);
-        };
-        Self::checked(Mapped::new(data, maps::CT_FILTER)?)
+        Self::checked(mapped_array(ebpf, maps::CT_FILTER)?)
     }
 
     /// The filter pinned under `pin_dir`.
@@ -181,13 +186,7 @@ impl Horizon {
     /// # Errors
     /// The program has no horizon, or it cannot be mapped.
     pub fn of(ebpf: &Ebpf) -> anyhow::Result<Self> {
-        let map = ebpf
-            .map(maps::CT_HORIZON)
-            .with_context(|| format!("the program has no map `{}`", maps::CT_HORIZON))?;
-        let Map::Array(data) = map else {
-            bail!("map `{}` is not an array", maps::CT_HORIZON);
-        };
-        Ok(Self(Mapped::new(data, maps::CT_HORIZON)?))
+        Ok(Self(mapped_array(ebpf, maps::CT_HORIZON)?))
     }
 
     /// Bucket `index`: its `short` and `long` horizons.

@@ -49,6 +49,23 @@ pub fn ip(src: IpAddr, dst: IpAddr, l4: L4) -> Vec<u8> {
     finish(step, l4, src.is_ipv4())
 }
 
+/// A TCP segment between two addresses written as text (tests' shorthand).
+///
+/// # Panics
+/// An address does not parse, or the two are of different families.
+pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let addr = |s: &str| -> IpAddr { s.parse().unwrap_or_else(|_| panic!("not an address: {s}")) };
+    ip(
+        addr(src),
+        addr(dst),
+        L4::Tcp {
+            sport,
+            dport,
+            flags,
+        },
+    )
+}
+
 fn finish(step: PacketBuilderStep<etherparse::IpHeaders>, l4: L4, v4: bool) -> Vec<u8> {
     let payload = b"wardgate";
     let mut out = Vec::new();

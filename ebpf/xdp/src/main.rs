@@ -7,8 +7,9 @@
 //! 3. quarantine: a quarantined source or destination drops, tracked or not;
 //! 4. later fragments pass only if their first fragment passed;
 //! 5. connection tracking (`conntrack`): a packet this CPU's connection
-//!    cache vouches for passes (`ctcache`); a tracked connection passes both
-//!    ways; an entry from an older policy generation is decided again first;
+//!    cache vouches for passes (`ctcache`); a table is looked up only if
+//!    its filter says it may hold the packet's connection (`ctfilter`); a
+//!    tracked connection passes both ways; an entry from an older policy generation is decided again first;
 //!    the first reply moves a connection from the unconfirmed table to the
 //!    established one; ICMP errors quoting a tracked connection pass;
 //! 6. the policy (`decide`): classify both addresses, look up the rule tables;

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use wardgate_common::{CtKey, EVENT_DROP, IPPROTO_TCP, counter};
 use wardgate_tests::{
     enforcer::Enforcer,
-    packet::{self, L4, tcp_flags},
+    packet::{self, tcp_flags},
     privilege,
 };
 
@@ -35,15 +35,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    packet::ip(
-        ip(src),
-        ip(dst),
-        L4::Tcp {
-            sport,
-            dport,
-            flags,
-        },
-    )
+    packet::tcp(src, dst, sport, dport, flags)
 }
 
 fn syn(src: &str, sport: u16) -> Vec<u8> {
@@ -201,18 +193,23 @@ fn v4(s: &str) -> [u8; 16] {
     wardgate_common::v4_mapped(a.octets())
 }
 
+/// The program's unconfirmed table.
+fn unconfirmed_table(
+    e: &mut Enforcer,
+) -> aya::maps::HashMap<&mut aya::maps::MapData, CtKey, wardgate_common::CtEntry> {
+    aya::maps::HashMap::try_from(
+        e.program
+            .ebpf_mut()
+            .map_mut(wardgate_common::maps::CT_UNCONFIRMED)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// The unconfirmed entry of `src:sport -> server:443`, if any.
 fn unconfirmed(e: &mut Enforcer, src: &str, sport: u16) -> Option<wardgate_common::CtEntry> {
     let key = CtKey::new(v4(src), v4("10.41.0.1"), IPPROTO_TCP, sport, 443, 0);
-    let table: aya::maps::HashMap<_, CtKey, wardgate_common::CtEntry> =
-        aya::maps::HashMap::try_from(
-            e.program
-                .ebpf_mut()
-                .map_mut(wardgate_common::maps::CT_UNCONFIRMED)
-                .unwrap(),
-        )
-        .unwrap();
-    table.get(&key, 0).ok()
+    unconfirmed_table(e).get(&key, 0).ok()
 }
 
 #[test]
@@ -228,17 +225,7 @@ fn a_syn_retried_after_its_entry_idled_out_or_closed_starts_afresh() {
     let key = CtKey::new(v4("10.10.0.1"), v4("10.41.0.1"), IPPROTO_TCP, 41000, 443, 0);
     let mut entry = unconfirmed(&mut e, "10.10.0.1", 41000).expect("tracked");
     entry.last_seen_ns -= wardgate_common::CT_TIMEOUT_NEW_NS + 1_000_000_000;
-    {
-        let mut table: aya::maps::HashMap<_, CtKey, wardgate_common::CtEntry> =
-            aya::maps::HashMap::try_from(
-                e.program
-                    .ebpf_mut()
-                    .map_mut(wardgate_common::maps::CT_UNCONFIRMED)
-                    .unwrap(),
-            )
-            .unwrap();
-        table.insert(key, entry, 0).unwrap();
-    }
+    unconfirmed_table(&mut e).insert(key, entry, 0).unwrap();
     let created = e.delta(counter::CT_UNCONFIRMED_CREATED, |e| {
         assert!(e.passes(&syn("10.10.0.1", 41000)));
     });

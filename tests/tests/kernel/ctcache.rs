@@ -20,51 +20,14 @@ use wardgate_tests::{
     privilege, testrun,
 };
 
-const POLICY: &str = r#"
-zone a { networks 10.1.0.0/16 }
-zone b { networks 10.2.0.0/16 }
-
-allow a -> b : tcp/443, udp/53
-"#;
-
-/// The same zones with nothing allowed between them.
-const CLOSED: &str = r#"
-zone a { networks 10.1.0.0/16 }
-zone b { networks 10.2.0.0/16 }
-"#;
-
-const CLIENT: &str = "10.1.0.1";
-const SERVER: &str = "10.2.0.1";
+use crate::pair::{CLIENT, CLOSED, POLICY, SERVER, key, tcp};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn tcp(from_client: bool, sport: u16, flags: u8) -> Vec<u8> {
-    let (src, dst, sport, dport) = if from_client {
-        (CLIENT, SERVER, sport, 443)
-    } else {
-        (SERVER, CLIENT, 443, sport)
-    };
-    packet::ip(
-        ip(src),
-        ip(dst),
-        L4::Tcp {
-            sport,
-            dport,
-            flags,
-        },
-    )
-}
-
 fn ack(from_client: bool, sport: u16) -> Vec<u8> {
     tcp(from_client, sport, tcp_flags::ACK)
-}
-
-fn key(proto: u8, sport: u16, dport: u16) -> CtKey {
-    let v4 =
-        |s: &str| wardgate_common::v4_mapped(s.parse::<std::net::Ipv4Addr>().unwrap().octets());
-    CtKey::new(v4(CLIENT), v4(SERVER), proto, sport, dport, 0)
 }
 
 /// Pinned to this CPU, with a TCP connection from `sport` established (SYN,

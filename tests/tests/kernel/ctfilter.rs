@@ -7,8 +7,6 @@
 //! `trust_filter` covers what an older program left before the program
 //! relies on them.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use aya::maps::HashMap;
 use wardgate_agent::{
     Program,
@@ -17,50 +15,19 @@ use wardgate_agent::{
 };
 use wardgate_common::{
     CONFIG_CT_FILTER, CT_ESTABLISHED, CT_HORIZON_LONG_NS, CT_HORIZON_SHORT_NS, CT_NEW, CtEntry,
-    CtHorizon, CtKey, IPPROTO_TCP, RULE_NONE, maps, v4_mapped,
+    CtHorizon, CtKey, IPPROTO_TCP, RULE_NONE, maps,
 };
 use wardgate_tests::{
     enforcer::{Enforcer, image},
-    packet::{self, L4, tcp_flags},
+    packet::tcp_flags,
     privilege,
 };
 
-const POLICY: &str = r#"
-zone a { networks 10.1.0.0/16 }
-zone b { networks 10.2.0.0/16 }
+use crate::pair::{CLOSED, POLICY, tcp};
 
-allow a -> b : tcp/443
-"#;
-
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
-
-fn tcp(from_client: bool, sport: u16, flags: u8) -> Vec<u8> {
-    let (src, dst, sport, dport) = if from_client {
-        (CLIENT, SERVER, sport, 443)
-    } else {
-        (SERVER, CLIENT, 443, sport)
-    };
-    packet::ip(
-        IpAddr::V4(src),
-        IpAddr::V4(dst),
-        L4::Tcp {
-            sport,
-            dport,
-            flags,
-        },
-    )
-}
-
+/// The key of the client's TCP connection from `sport`.
 fn key(sport: u16) -> CtKey {
-    CtKey::new(
-        v4_mapped(CLIENT.octets()),
-        v4_mapped(SERVER.octets()),
-        IPPROTO_TCP,
-        sport,
-        443,
-        0,
-    )
+    crate::pair::key(IPPROTO_TCP, sport, 443)
 }
 
 fn establish(e: &mut Enforcer, sport: u16) {
@@ -121,12 +88,7 @@ fn the_filter_counts_established_entries_through_collisions_and_removals() {
     );
 
     // Removed by the program (a new policy forbids it): the bucket empties.
-    e.reload(
-        r#"
-zone a { networks 10.1.0.0/16 }
-zone b { networks 10.2.0.0/16 }
-"#,
-    );
+    e.reload(CLOSED);
     assert!(!e.passes(&tcp(true, 40000, tcp_flags::ACK)));
     assert_eq!(count(40000), 0);
     assert!(!e.passes(&tcp(true, q, tcp_flags::ACK)));

@@ -26,15 +26,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    packet::ip(
-        ip(src),
-        ip(dst),
-        L4::Tcp {
-            sport,
-            dport,
-            flags,
-        },
-    )
+    packet::tcp(src, dst, sport, dport, flags)
 }
 
 /// Drained records as (dst last octet, port, proto, verdict) -> connections.

@@ -14,6 +14,7 @@ mod flows;
 mod fuzz;
 mod harness;
 mod maps;
+mod pair;
 mod skeleton;
 mod traffic;
 mod verdicts;
