@@ -268,7 +268,7 @@ impl CtKey {
     #[inline(always)]
     #[must_use]
     pub fn horizon_bucket(&self) -> u32 {
-        self.filter_bucket() & (crate::maps::CT_HORIZON_BUCKETS - 1)
+        horizon_bucket_of(self.filter_bucket())
     }
 
     /// [`CtKey::new`] in place, field by field (a struct literal becomes a
@@ -482,6 +482,14 @@ pub struct CtCacheSlot {
     pub generation: u32,
     /// [`Config::ct_epoch`] when filled.
     pub epoch: u32,
+}
+
+/// The unconfirmed-horizon bucket of a key whose filter bucket is
+/// `filter_bucket` ([`CtKey::horizon_bucket`] without hashing again).
+#[inline(always)]
+#[must_use]
+pub const fn horizon_bucket_of(filter_bucket: u32) -> u32 {
+    filter_bucket & (crate::maps::CT_HORIZON_BUCKETS - 1)
 }
 
 /// One bucket of the unconfirmed horizon ([`crate::maps::CT_HORIZON`]):

@@ -82,7 +82,9 @@ pub fn lookup(
     filtered: bool,
     now: u64,
 ) -> Option<(*mut CtEntry, Direction, Table)> {
-    let established = if !filtered || ctfilter::may_hold(key) {
+    // Hashed only when the filters are used, and once for both.
+    let bucket = if filtered { key.filter_bucket() } else { 0 };
+    let established = if !filtered || ctfilter::may_hold(bucket) {
         CONNTRACK.get_ptr_mut(key)
     } else {
         None
@@ -90,7 +92,7 @@ pub fn lookup(
     let (entry, table) = match established {
         Some(e) => (e, Table::Established),
         None if established_only => return None,
-        None if filtered && !ctfilter::unconfirmed_may_hold(key, now) => return None,
+        None if filtered && !ctfilter::unconfirmed_may_hold(bucket, now) => return None,
         None => (CT_UNCONFIRMED.get_ptr_mut(key)?, Table::Unconfirmed),
     };
     // SAFETY: a pointer from a successful lookup; the entry stays valid for this run.

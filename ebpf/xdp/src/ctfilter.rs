@@ -28,7 +28,7 @@
 use aya_ebpf::{macros::map, maps::Array};
 use wardgate_common::{
     CT_ESTABLISHED, CT_HORIZON_LONG_NS, CT_HORIZON_REFRESH_NS, CT_HORIZON_SHORT_NS,
-    CT_HORIZON_SLACK_NS, CtHorizon, CtKey,
+    CT_HORIZON_SLACK_NS, CtHorizon, CtKey, horizon_bucket_of,
     maps::{CT_FILTER_BUCKETS, CT_HORIZON_BUCKETS},
 };
 
@@ -41,12 +41,11 @@ static CT_FILTER: Array<u64> = Array::with_max_entries(CT_FILTER_BUCKETS, BPF_F_
 #[map(name = "WG_CT_HORIZON")]
 static CT_HORIZON: Array<CtHorizon> = Array::with_max_entries(CT_HORIZON_BUCKETS, BPF_F_MMAPABLE);
 
-/// False only if no established entry can have `key`.
+/// False only if no established entry can have a key whose filter bucket
+/// is `bucket` (`CtKey::filter_bucket`, hashed once for both filters).
 #[inline(always)]
-pub fn may_hold(key: &CtKey) -> bool {
-    CT_FILTER
-        .get(key.filter_bucket())
-        .is_none_or(|&count| count != 0)
+pub fn may_hold(bucket: u32) -> bool {
+    CT_FILTER.get(bucket).is_none_or(|&count| count != 0)
 }
 
 /// Counts an entry of `key` about to be inserted.
@@ -76,10 +75,11 @@ fn add_to(key: &CtKey, delta: u64) {
     }
 }
 
-/// False only if no unconfirmed entry of `key` can still be live at `now`.
+/// False only if no unconfirmed entry of a key whose filter bucket is
+/// `bucket` can still be live at `now`.
 #[inline(always)]
-pub fn unconfirmed_may_hold(key: &CtKey, now: u64) -> bool {
-    CT_HORIZON.get(key.horizon_bucket()).is_none_or(|h| {
+pub fn unconfirmed_may_hold(bucket: u32, now: u64) -> bool {
+    CT_HORIZON.get(horizon_bucket_of(bucket)).is_none_or(|h| {
         let last = if h.short > h.long { h.short } else { h.long };
         now <= last.saturating_add(CT_HORIZON_REFRESH_NS + CT_HORIZON_SLACK_NS)
     })
