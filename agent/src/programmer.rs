@@ -4,11 +4,11 @@
 //! `Config::active_set` once per packet and uses only that table set. To load
 //! a policy, the programmer
 //! 1. clears the *inactive* set's LPM trie (stale keys there could be found;
-//!    zone-info, pair-list, range and interval entries are reached only
-//!    through the zones it and the fully rewritten IPv4 index classify, so
-//!    they are simply overwritten),
+//!    zone-info, pair-list, range, directory and interval entries are
+//!    reached only through the zones it and the fully rewritten IPv4 index
+//!    and directory index classify, so they are simply overwritten),
 //! 2. writes the image's zones (with each zone's run of the pair list),
-//!    prefixes, IPv4 ranges and index (lowered by
+//!    prefixes, IPv4 ranges, index and block directories (lowered by
 //!    `wardgate_compiler::v4table`), pair list and intervals into it,
 //!    and the zones' connection limits (`conntrack::write_limits`),
 //! 3. writes the config once: the other set active, the generation bumped.
@@ -25,8 +25,8 @@ use aya::{
 };
 use wardgate_common::{
     CONFIG_CT_FILTER, CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval,
-    PairEntry, PairKey, Span, V4_INDEX_ENTRIES, V4Range, ZoneInfo,
-    maps::{self, MAX_INTERVALS, MAX_PAIRS, MAX_V4_RANGES, MAX_ZONES},
+    PairEntry, PairKey, Span, V4_BLOCKS, V4_DIR_RUNS, V4_INDEX_ENTRIES, V4Range, V4Run, ZoneInfo,
+    maps::{self, MAX_INTERVALS, MAX_PAIRS, MAX_V4_DIRS, MAX_V4_RANGES, MAX_ZONES},
     pair_entry_key,
 };
 use wardgate_compiler::{PolicyImage, v4table::V4Table};
@@ -124,6 +124,23 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
             index
                 .set(index_base + block as u32, range_base + *first, 0)
                 .context("writing the IPv4 index")?;
+        }
+        let run_base = target * MAX_V4_DIRS * V4_DIR_RUNS;
+        let mut runs: Array<&mut MapData, V4Run> = Array::try_from(map_mut(ebpf, maps::V4_DIR)?)?;
+        for (i, run) in v4.runs.iter().enumerate() {
+            let run = V4Run {
+                first: range_base + run.first,
+                end: range_base + run.end,
+            };
+            runs.set(run_base + i as u32, run, 0)
+                .context("writing the IPv4 block directories")?;
+        }
+        // Every block's entry, after the runs it points to.
+        let mut dirs: Array<&mut MapData, u32> = Array::try_from(map_mut(ebpf, maps::V4_DIRS)?)?;
+        for (block, dir) in v4.dirs.iter().enumerate() {
+            let dir = if *dir == 0 { 0 } else { run_base + dir };
+            dirs.set(target * V4_BLOCKS + block as u32, dir, 0)
+                .context("writing the IPv4 block directory index")?;
         }
     }
     {

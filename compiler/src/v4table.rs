@@ -5,11 +5,18 @@
 //! The XDP program classifies an IPv4 address with one index lookup and a
 //! binary search within the block (usually one or two ranges), so the cost
 //! stays flat as the policy grows to 100,000 prefixes, where the kernel's LPM
-//! trie slows several-fold. The ranges are derived from the image's own
+//! trie slows several-fold. A block cut into many ranges (a /16 of
+//! hundreds of subnets) also gets a *directory*: for each of its /24s, the
+//! run of ranges that can hold that /24's addresses, so the search starts
+//! from a few ranges instead of hundreds (up to `MAX_V4_DIRS` blocks, the
+//! ones with the most ranges). The ranges are derived from the image's own
 //! longest-prefix match, so both classify every address alike (the
 //! differential test checks it against the kernel).
 
-use wardgate_common::{V4_INDEX_ENTRIES, V4Range};
+use wardgate_common::{
+    V4_BLOCKS, V4_DIR_RUNS, V4_INDEX_ENTRIES, V4Range, V4Run,
+    maps::{MAX_V4_DIRS, V4_DIR_MIN_RANGES},
+};
 
 use crate::image::PolicyImage;
 use crate::prefix::V4_MAPPED_BASE;
@@ -21,6 +28,11 @@ pub struct V4Table {
     /// (addresses `b << 16 ..`), `index[b + 1]` the end of its run.
     pub index: Vec<u32>,
     pub ranges: Vec<V4Range>,
+    /// `V4_BLOCKS` entries: 0 for a block without a directory, else one
+    /// plus the index in `runs` of its first run.
+    pub dirs: Vec<u32>,
+    /// The directories, `V4_DIR_RUNS` runs each (indices into `ranges`).
+    pub runs: Vec<V4Run>,
 }
 
 const BLOCK: u64 = 1 << 16;
@@ -64,7 +76,13 @@ impl V4Table {
         }
         index.push(ranges.len() as u32);
         debug_assert_eq!(index.len(), V4_INDEX_ENTRIES as usize);
-        Self { index, ranges }
+        let (dirs, runs) = directories(&index, &ranges);
+        Self {
+            index,
+            ranges,
+            dirs,
+            runs,
+        }
     }
 
     /// The zone of `addr`, searched the way the datapath does.
@@ -72,10 +90,50 @@ impl V4Table {
     pub fn classify(&self, addr: std::net::Ipv4Addr) -> u32 {
         let a = u32::from(addr);
         let block = (a >> 16) as usize;
-        let run = &self.ranges[self.index[block] as usize..self.index[block + 1] as usize];
+        let (first, end) = match self.dirs[block] {
+            0 => (self.index[block], self.index[block + 1]),
+            dir => {
+                let run = self.runs[(dir - 1 + ((a >> 8) & 0xff)) as usize];
+                (run.first, run.end)
+            }
+        };
+        let run = &self.ranges[first as usize..end as usize];
         let i = run.partition_point(|r| r.start <= a);
         run[i - 1].zone
     }
+}
+
+/// The block directories: for the (at most `MAX_V4_DIRS`) blocks with the
+/// most ranges, more than `V4_DIR_MIN_RANGES`, one run per /24. Returns
+/// `(dirs, runs)` as in [`V4Table`]; directories are laid out in block order.
+fn directories(index: &[u32], ranges: &[V4Range]) -> (Vec<u32>, Vec<V4Run>) {
+    let len = |b: usize| (index[b + 1] - index[b]) as usize;
+    let mut dense: Vec<usize> = (0..V4_BLOCKS as usize)
+        .filter(|&b| len(b) > V4_DIR_MIN_RANGES)
+        .collect();
+    // The most ranges first; the block number breaks ties (deterministic).
+    dense.sort_by_key(|&b| (std::cmp::Reverse(len(b)), b));
+    dense.truncate(MAX_V4_DIRS as usize);
+    dense.sort_unstable();
+    let mut dirs = vec![0; V4_BLOCKS as usize];
+    let mut runs = Vec::with_capacity(dense.len() * V4_DIR_RUNS as usize);
+    for b in dense {
+        dirs[b] = runs.len() as u32 + 1;
+        let (first, end) = (index[b] as usize, index[b + 1] as usize);
+        let block = &ranges[first..end];
+        // The last range starting at or before `a` (the block's first range
+        // starts at the block's first address).
+        let holding = |a: u32| first + block.partition_point(|r| r.start <= a) - 1;
+        for sub in 0..V4_DIR_RUNS {
+            let lo = (b as u32) << 16 | sub << 8;
+            #[expect(clippy::cast_possible_truncation, reason = "range indices fit u32")]
+            runs.push(V4Run {
+                first: holding(lo) as u32,
+                end: holding(lo | 0xff) as u32 + 1,
+            });
+        }
+    }
+    (dirs, runs)
 }
 
 #[cfg(test)]
@@ -113,7 +171,86 @@ mod tests {
         assert!(t.ranges.len() < (1 << 16) + 8, "{} ranges", t.ranges.len());
     }
 
+    /// 10.1.0.0/16 cut into 300 ranges and more (/28s, a /30, a /32, a /20
+    /// across sixteen /24s, nested); 10.2.0.0/16 into three.
+    fn dense() -> String {
+        let mut out = String::from("zone big { networks 10.1.16.0/20, 10.2.3.0/24 }\n");
+        for z in 0..4 {
+            let nets: Vec<String> = (0..40)
+                .map(|k| format!("10.1.{}.{}/28", k + 40 * z, 16 * (k % 16)))
+                .collect();
+            out += &format!("zone z{z} {{ networks {} }}\n", nets.join(", "));
+        }
+        out + "zone tiny { networks 10.1.17.5, 10.1.200.0/30, 10.1.20.0/26 }\n"
+    }
+
+    #[test]
+    fn dense_blocks_get_a_directory_and_sparse_ones_none() {
+        let t = V4Table::build(&image(&dense()));
+        let block = |a: u32| (a >> 16) as usize;
+        assert_ne!(t.dirs[block(0x0a01_0000)], 0, "10.1.0.0/16");
+        assert_eq!(t.dirs[block(0x0a02_0000)], 0, "10.2.0.0/16");
+        assert_eq!(t.runs.len(), V4_DIR_RUNS as usize);
+        // Each /24's run starts at or before it and ends after it.
+        let dir = t.dirs[block(0x0a01_0000)] as usize - 1;
+        for (sub, run) in t.runs[dir..dir + V4_DIR_RUNS as usize].iter().enumerate() {
+            let lo = 0x0a01_0000 | (sub as u32) << 8;
+            assert!(t.ranges[run.first as usize].start <= lo);
+            let end = t
+                .ranges
+                .get(run.end as usize)
+                .map_or(u64::MAX, |r| u64::from(r.start));
+            assert!(end > u64::from(lo | 0xff));
+            assert!(run.end - run.first <= 17, "/24 {sub}: {run:?}");
+        }
+    }
+
+    #[test]
+    fn at_most_max_v4_dirs_blocks_get_one_and_the_densest_win() {
+        // One more dense block than there are directories; block 10.0 the
+        // densest, block 20.0 the least dense.
+        let mut nets: Vec<String> = (0..12).map(|k| format!("10.0.{k}.0/28")).collect();
+        for b in 0..MAX_V4_DIRS {
+            nets.extend(
+                (0..5).map(|k| format!("{}/28", Ipv4Addr::from((20 << 24) + (b << 16) + (k << 8)))),
+            );
+        }
+        nets.truncate(nets.len() - 1);
+        let img = image(&format!("zone a {{ networks {} }}", nets.join(", ")));
+        let t = V4Table::build(&img);
+        assert_eq!(
+            t.dirs.iter().filter(|&&d| d != 0).count(),
+            MAX_V4_DIRS as usize
+        );
+        assert_ne!(t.dirs[10 << 8], 0);
+        // 20.0 to 20.255, then 21.0 and on: the last block has one /28 less.
+        let last = (20 << 8) + MAX_V4_DIRS as usize - 1;
+        assert_eq!(t.dirs[last], 0);
+        for a in [
+            0x0a00_0005,
+            0x0a00_0b05,
+            0x0a00_0c05,
+            0x1400_0405,
+            (last as u32) << 16 | 0x0305,
+        ] {
+            let ip = Ipv4Addr::from(a);
+            assert_eq!(
+                t.classify(ip),
+                img.classify(addr_key(IpAddr::V4(ip))),
+                "{ip}"
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn classifies_dense_blocks_like_the_image(low in any::<u16>(), block in 0u32..3) {
+            let img = image(&dense());
+            let t = V4Table::build(&img);
+            let ip = Ipv4Addr::from(0x0a00_0000 | block << 16 | u32::from(low));
+            prop_assert_eq!(t.classify(ip), img.classify(addr_key(IpAddr::V4(ip))));
+        }
+
         #[test]
         fn classifies_every_address_like_the_image(a in any::<u32>(), near in 0usize..8, delta in -2i64..3) {
             let img = image(NESTED);

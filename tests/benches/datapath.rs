@@ -338,110 +338,122 @@ fn main() {
     let quick = std::env::var_os("WARDGATE_BENCH_QUICK").is_some();
     // `WARDGATE_BENCH_CASES=established,new allowed` measures those cases only.
     let only = std::env::var("WARDGATE_BENCH_CASES").ok();
-    let (prefix_sizes, rule_sizes) = if quick {
-        (&PREFIXES[..1], &RULES[..1])
-    } else {
-        (PREFIXES, RULES)
+    // `WARDGATE_BENCH_SIZES=1000/1000,100000/10` measures those policy
+    // sizes (prefixes/rules) only.
+    let sizes: Vec<(usize, usize)> = match std::env::var("WARDGATE_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|size| {
+                size.split_once('/')
+                    .and_then(|(p, r)| Some((p.parse().ok()?, r.parse().ok()?)))
+                    .unwrap_or_else(|| {
+                        panic!("WARDGATE_BENCH_SIZES: `{size}` is not PREFIXES/RULES")
+                    })
+            })
+            .collect(),
+        Err(_) if quick => vec![(PREFIXES[0], RULES[0])],
+        Err(_) => PREFIXES
+            .iter()
+            .flat_map(|&p| RULES.iter().map(move |&r| (p, r)))
+            .collect(),
     };
-    for &prefixes in prefix_sizes {
-        for &rules in rule_sizes {
-            let started = std::time::Instant::now();
-            let mut e = Enforcer::with_image(image(&policy(prefixes, rules)));
-            let load_time = started.elapsed();
-            // The connections the established cases ride on: a SYN, and
-            // the SYN-ACK that moves it to the established table.
-            for sport in [40000, 40002] {
-                assert!(e.passes(&tcp_from(sport, 443, tcp_flags::SYN)));
-                assert!(e.passes(&packet::ip(
-                    dst,
-                    src,
-                    L4::Tcp {
-                        sport: 443,
-                        dport: sport,
-                        flags: tcp_flags::SYN | tcp_flags::ACK,
-                    },
-                )));
-            }
-            if std::env::var_os("WARDGATE_BENCH_HOLD").is_some() {
-                eprintln!("holding for 120 s (inspect with bpftool)");
-                std::thread::sleep(Duration::from_secs(120));
-            }
-            for (case, frame, expect) in &cases {
-                if only
-                    .as_ref()
-                    .is_some_and(|only| !only.split(',').any(|c| c == *case))
-                {
-                    continue;
-                }
-                let (tracked, cached) = (
-                    e.counter(counter::PASS_TRACKED),
-                    e.counter(counter::CT_CACHE_HIT),
-                );
-                let mut r = Rounds::measure(
-                    rounds,
-                    &mut baselines,
-                    baseline,
-                    e.program.xdp(),
-                    frame,
-                    *expect,
-                );
-                // Each case must take the path it names: *established* from
-                // the connection cache (all but the first run and one a
-                // second), *est. table* through the table.
-                let tracked = e.counter(counter::PASS_TRACKED) - tracked;
-                let cached = e.counter(counter::CT_CACHE_HIT) - cached;
-                assert_eq!(
-                    tracked > 0,
-                    case.starts_with("est"),
-                    "{case}: {tracked} tracked passes"
-                );
-                if *case == "established" {
-                    assert!(
-                        cached * 100 >= tracked * 99,
-                        "{case}: {cached} of {tracked} tracked passes from the cache"
-                    );
-                } else {
-                    assert_eq!(cached, 0, "{case}: {cached} passes from the cache");
-                }
-                let (ratio, min, max, value, base) = r.summary();
-                println!(
-                    "{case:<12} {prefixes:>9} {rules:>7} {value:>10.1} {base:>10.1} {ratio:>6.2}x {:>15} {:>7}",
-                    format!("{min:.2}-{max:.2}x"),
-                    format!("{}/{}", r.ratios.len(), r.measured)
-                );
-                let flows = case
-                    .starts_with("new")
-                    .then(|| flow_cost(&mut e, rounds, frame, *expect));
-                if let Some((median, min, max)) = flows {
-                    println!(
-                        "{:<12} {prefixes:>9} {rules:>7}   flow records cost {:+.1}% of the path ({:+.1}% to {:+.1}%)",
-                        "",
-                        100.0 * (median - 1.0),
-                        100.0 * (min - 1.0),
-                        100.0 * (max - 1.0)
-                    );
-                }
-                results.push(json!({
-                    "flow_records_cost_median": flows.map(|f| f.0 - 1.0),
-                    "case": case,
-                    "prefixes": prefixes,
-                    "rules": rules,
-                    "rounds": rounds,
-                    "rounds_measured": r.measured,
-                    "rounds_kept": r.ratios.len(),
-                    "repeat": REPEAT,
-                    "ratio_median": ratio,
-                    "ratio_min": min,
-                    "ratio_max": max,
-                    "ns_per_packet_median": value,
-                    "baseline_ns_per_packet_median": base,
-                    "ratios": r.ratios,
-                }));
-            }
-            eprintln!(
-                "  (policy of {prefixes} prefixes, {rules} rules: compiled and loaded in {load_time:.2?})"
-            );
+    for (prefixes, rules) in sizes {
+        let started = std::time::Instant::now();
+        let mut e = Enforcer::with_image(image(&policy(prefixes, rules)));
+        let load_time = started.elapsed();
+        // The connections the established cases ride on: a SYN, and
+        // the SYN-ACK that moves it to the established table.
+        for sport in [40000, 40002] {
+            assert!(e.passes(&tcp_from(sport, 443, tcp_flags::SYN)));
+            assert!(e.passes(&packet::ip(
+                dst,
+                src,
+                L4::Tcp {
+                    sport: 443,
+                    dport: sport,
+                    flags: tcp_flags::SYN | tcp_flags::ACK,
+                },
+            )));
         }
+        if std::env::var_os("WARDGATE_BENCH_HOLD").is_some() {
+            eprintln!("holding for 120 s (inspect with bpftool)");
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        for (case, frame, expect) in &cases {
+            if only
+                .as_ref()
+                .is_some_and(|only| !only.split(',').any(|c| c == *case))
+            {
+                continue;
+            }
+            let (tracked, cached) = (
+                e.counter(counter::PASS_TRACKED),
+                e.counter(counter::CT_CACHE_HIT),
+            );
+            let mut r = Rounds::measure(
+                rounds,
+                &mut baselines,
+                baseline,
+                e.program.xdp(),
+                frame,
+                *expect,
+            );
+            // Each case must take the path it names: *established* from
+            // the connection cache (all but the first run and one a
+            // second), *est. table* through the table.
+            let tracked = e.counter(counter::PASS_TRACKED) - tracked;
+            let cached = e.counter(counter::CT_CACHE_HIT) - cached;
+            assert_eq!(
+                tracked > 0,
+                case.starts_with("est"),
+                "{case}: {tracked} tracked passes"
+            );
+            if *case == "established" {
+                assert!(
+                    cached * 100 >= tracked * 99,
+                    "{case}: {cached} of {tracked} tracked passes from the cache"
+                );
+            } else {
+                assert_eq!(cached, 0, "{case}: {cached} passes from the cache");
+            }
+            let (ratio, min, max, value, base) = r.summary();
+            println!(
+                "{case:<12} {prefixes:>9} {rules:>7} {value:>10.1} {base:>10.1} {ratio:>6.2}x {:>15} {:>7}",
+                format!("{min:.2}-{max:.2}x"),
+                format!("{}/{}", r.ratios.len(), r.measured)
+            );
+            let flows = case
+                .starts_with("new")
+                .then(|| flow_cost(&mut e, rounds, frame, *expect));
+            if let Some((median, min, max)) = flows {
+                println!(
+                    "{:<12} {prefixes:>9} {rules:>7}   flow records cost {:+.1}% of the path ({:+.1}% to {:+.1}%)",
+                    "",
+                    100.0 * (median - 1.0),
+                    100.0 * (min - 1.0),
+                    100.0 * (max - 1.0)
+                );
+            }
+            results.push(json!({
+                "flow_records_cost_median": flows.map(|f| f.0 - 1.0),
+                "case": case,
+                "prefixes": prefixes,
+                "rules": rules,
+                "rounds": rounds,
+                "rounds_measured": r.measured,
+                "rounds_kept": r.ratios.len(),
+                "repeat": REPEAT,
+                "ratio_median": ratio,
+                "ratio_min": min,
+                "ratio_max": max,
+                "ns_per_packet_median": value,
+                "baseline_ns_per_packet_median": base,
+                "ratios": r.ratios,
+            }));
+        }
+        eprintln!(
+            "  (policy of {prefixes} prefixes, {rules} rules: compiled and loaded in {load_time:.2?})"
+        );
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).unwrap();

@@ -12,13 +12,22 @@ use proptest::prelude::*;
 
 use crate::packet::tcp_flags;
 
-/// Prefixes zones are built from; nested on purpose.
+/// Prefixes zones are built from; nested on purpose. Those in 10.3.0.0/16
+/// cut that block into enough ranges (more than `V4_DIR_MIN_RANGES`) for it
+/// to get a block directory when most of them are in the policy.
 pub const POOL: &[&str] = &[
     "10.0.0.0/8",
     "10.1.0.0/16",
     "10.1.2.0/24",
     "10.1.2.3/32",
     "10.2.0.0/16",
+    "10.3.0.0/20",
+    "10.3.0.16/28",
+    "10.3.0.48/28",
+    "10.3.1.0/30",
+    "10.3.1.128/25",
+    "10.3.2.5/32",
+    "10.3.255.0/24",
     "192.0.2.0/24",
     "192.0.2.128/25",
     "2001:db8:1::/48",

@@ -27,6 +27,15 @@ pub const V4_INDEX: &str = "WG_V4_INDEX";
 /// `Array<V4Range>`, `2 * MAX_V4_RANGES`: IPv4 ranges to zone ids.
 pub const V4_RANGES: &str = "WG_V4_RANGES";
 
+/// `Array<u32>`, `2 * V4_BLOCKS`: each /16 block's directory, if it has
+/// one: 0 for none, else one plus the index in `V4_DIR` of its first run
+/// (set offset included). Blocks without one use `V4_INDEX`.
+pub const V4_DIRS: &str = "WG_V4_DIRS";
+
+/// `Array<V4Run>`, `2 * MAX_V4_DIRS * V4_DIR_RUNS`: the block directories,
+/// `V4_DIR_RUNS` runs each, one per /24 of the block.
+pub const V4_DIR: &str = "WG_V4_DIR";
+
 /// `Array<ZoneInfo>`, `2 * MAX_ZONES`, indexed by `set * MAX_ZONES + zone id`.
 pub const ZONE_INFO: &str = "WG_ZONE_INFO";
 
@@ -158,6 +167,8 @@ pub const ALL: &[&str] = &[
     ZONES_1,
     V4_INDEX,
     V4_RANGES,
+    V4_DIRS,
+    V4_DIR,
     ZONE_INFO,
     PAIRS,
     INTERVALS,
@@ -189,6 +200,13 @@ pub const MAX_PREFIXES: u32 = 262_144;
 pub const MAX_PAIRS: u32 = 1_048_576;
 /// Every prefix adds at most two range boundaries, and every /16 block starts a range.
 pub const MAX_V4_RANGES: u32 = 2 * MAX_PREFIXES + (1 << 16) + 1;
+/// Block directories per table set: the blocks with the most ranges get
+/// them (a /16 cut into more than `V4_DIR_MIN_RANGES` ranges), the rest
+/// are searched whole. 2 KiB each.
+pub const MAX_V4_DIRS: u32 = 512;
+/// A block gets a directory only if its run has more ranges than this
+/// (a search of up to 8 ranges is three steps).
+pub const V4_DIR_MIN_RANGES: usize = 8;
 pub const MAX_INTERVALS: u32 = 1_048_576;
 pub const MAX_RULES: u32 = 131_072;
 /// Established connections ([`CONNTRACK`]).

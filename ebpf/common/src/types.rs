@@ -127,6 +127,25 @@ pub struct V4Range {
 /// Entries of the IPv4 index: one per /16 block, plus the end of the last run.
 pub const V4_INDEX_ENTRIES: u32 = (1 << 16) + 1;
 
+/// /16 blocks of the IPv4 space: the entries per set of `V4_DIRS`.
+pub const V4_BLOCKS: u32 = 1 << 16;
+
+/// Runs of a block directory: one per /24 of the block.
+pub const V4_DIR_RUNS: u32 = 256;
+
+/// The run of IPv4 ranges (`V4_RANGES` indices, set offset included) that
+/// can hold the addresses of one /24: a block directory's entry. A block
+/// with many ranges (a /16 cut into hundreds of subnets) gets a directory
+/// (`V4_DIRS`), so its search starts from a /24's few ranges, not the
+/// block's hundreds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct V4Run {
+    pub first: u32,
+    /// One past the last.
+    pub end: u32,
+}
+
 /// Which intervals decide traffic from `src_zone` to `dst_zone` with IP
 /// protocol `proto` (or [`PROTO_ANY`]): the compiled image's pair table. The
 /// program reads it as a [`PairEntry`] list, sorted per source zone.
@@ -704,6 +723,7 @@ const _: () = {
     assert!(size_of::<PairKey>() == 12);
     assert!(size_of::<Span>() == 8);
     assert!(size_of::<V4Range>() == 8);
+    assert!(size_of::<V4Run>() == 8);
     assert!(size_of::<Interval>() == 12);
     assert!(size_of::<CtKey>() == 40);
     assert!(core::mem::offset_of!(CtKey, sport) == 32);
@@ -722,7 +742,7 @@ const _: () = {
 mod pod {
     use super::{
         Config, CtEntry, CtKey, Event, FailsafeKey, FragKey, Interval, PairEntry, PairKey,
-        RateLimit, Span, V4Range, ZoneInfo,
+        RateLimit, Span, V4Range, V4Run, ZoneInfo,
     };
     // SAFETY: every type here is `#[repr(C)]`, `Copy`, made only of integers and
     // integer arrays, and has no padding (sizes asserted above), so any bit
@@ -734,6 +754,7 @@ mod pod {
     unsafe impl aya::Pod for PairEntry {}
     unsafe impl aya::Pod for Span {}
     unsafe impl aya::Pod for V4Range {}
+    unsafe impl aya::Pod for V4Run {}
     unsafe impl aya::Pod for Interval {}
     unsafe impl aya::Pod for CtKey {}
     unsafe impl aya::Pod for CtEntry {}

@@ -11,15 +11,15 @@
 //! on, which must not change a verdict. The verdict (pass, audit, drop), for
 //! drops and audits the deciding rule (from the event), and the mapped-address
 //! drop reason must match the evaluator's; the test also counts that intra-zone
-//! denies, `world -> world` traffic, denies in monitor zones and mapped
-//! addresses were all met.
+//! denies, `world -> world` traffic, denies in monitor zones, mapped
+//! addresses and IPv4 blocks with a directory were all met.
 
 use std::net::IpAddr;
 
 use proptest::{prelude::*, test_runner::TestCaseError};
 use wardgate_agent::{programmer, quarantine::key};
 use wardgate_common::{CONFIG_FAST_PATH, CtKey, EVENT_AUDIT, RULE_NONE, ZONE_MONITOR, counter};
-use wardgate_compiler::{Verdict, decide};
+use wardgate_compiler::{Verdict, decide, v4table::V4Table};
 use wardgate_tests::{
     enforcer::{Enforcer, image},
     packet::{self, L4},
@@ -140,6 +140,8 @@ struct Coverage {
     world_to_world: usize,
     monitor_deny: usize,
     mapped: usize,
+    /// Probes from or to an IPv4 block with a directory (`v4table`).
+    directory: usize,
 }
 
 impl Coverage {
@@ -150,7 +152,15 @@ impl Coverage {
         rule: u32,
         malformed: bool,
         image: &wardgate_compiler::PolicyImage,
+        v4: &V4Table,
     ) {
+        let directory = |a: IpAddr| match a {
+            IpAddr::V4(a) => v4.dirs[(u32::from(a) >> 16) as usize] != 0,
+            IpAddr::V6(_) => false,
+        };
+        if directory(p.src) || directory(p.dst) {
+            self.directory += 1;
+        }
         if malformed {
             self.mapped += 1;
             return;
@@ -214,6 +224,7 @@ fn kernel_agrees_with_the_reference_evaluator() {
         cases.set(case + 1);
         let flags = if case % 2 == 1 { CONFIG_FAST_PATH } else { 0 };
         programmer::load(e.program.ebpf_mut(), &e.image, flags).unwrap();
+        let v4 = V4Table::build(&e.image);
         for probe in &probes {
             let (want, want_rule, want_mapped) = expected(e, probe);
             let (got, got_rule, got_mapped) = observed(e, probe);
@@ -225,7 +236,8 @@ fn kernel_agrees_with_the_reference_evaluator() {
                     "disagreement on {probe:?}\n  evaluator: {want:?} (rule {want_rule}, malformed {want_mapped})\n  kernel:    {got:?} (rule {got_rule:?}, malformed {got_mapped})\npolicy:\n{source}"
                 )));
             }
-            seen.borrow_mut().note(probe, want, want_rule, want_mapped, &e.image);
+            seen.borrow_mut()
+                .note(probe, want, want_rule, want_mapped, &e.image, &v4);
             checked.set(checked.get() + 1);
         }
         Ok(())
@@ -245,7 +257,8 @@ fn kernel_agrees_with_the_reference_evaluator() {
         seen.intra_zone_deny > 0
             && seen.world_to_world > 0
             && seen.monitor_deny > 0
-            && seen.mapped > 0,
+            && seen.mapped > 0
+            && seen.directory > 0,
         "a case the language singles out was never probed: {seen:?}"
     );
     assert!(checked >= 100_000, "only {checked} packets checked");
