@@ -5,11 +5,13 @@
 //! a policy, the programmer
 //! 1. clears the *inactive* set's LPM trie (stale keys there could be found;
 //!    zone-info, pair-list, range, directory and interval entries are
-//!    reached only through the zones it and the fully rewritten IPv4 index
-//!    and directory index classify, so they are simply overwritten),
+//!    reached only through the zones it and the fully rewritten IPv4 block
+//!    runs classify, so they are simply overwritten),
 //! 2. writes the image's zones (with each zone's run of the pair list),
-//!    prefixes, IPv4 ranges, index and block directories (lowered by
-//!    `wardgate_compiler::v4table`), pair list and intervals into it,
+//!    prefixes, IPv4 ranges, block runs and directories (and the index that
+//!    older programs read; lowered by
+//!    `wardgate_compiler::v4table`), pair list, port directories
+//!    (`wardgate_compiler::portdir`) and intervals into it,
 //!    and the zones' connection limits (`conntrack::write_limits`),
 //! 3. writes the config once: the other set active, the generation bumped.
 //!
@@ -25,11 +27,12 @@ use aya::{
 };
 use wardgate_common::{
     CONFIG_CT_FILTER, CONFIG_LOADED, CONFIG_QUARANTINE, Config, DEFAULT_EVENTS_PER_SEC, Interval,
-    PairEntry, PairKey, Span, V4_BLOCKS, V4_DIR_RUNS, V4_INDEX_ENTRIES, V4Range, V4Run, ZoneInfo,
-    maps::{self, MAX_INTERVALS, MAX_PAIRS, MAX_V4_DIRS, MAX_V4_RANGES, MAX_ZONES},
+    PORT_DIR_RUNS, PairEntry, PairKey, Run, Span, V4_BLOCKS, V4_DIR_RUNS, V4_INDEX_ENTRIES,
+    V4Range, ZoneInfo,
+    maps::{self, MAX_INTERVALS, MAX_PAIRS, MAX_PORT_DIRS, MAX_V4_DIRS, MAX_V4_RANGES, MAX_ZONES},
     pair_entry_key,
 };
-use wardgate_compiler::{PolicyImage, v4table::V4Table};
+use wardgate_compiler::{PolicyImage, portdir::PortDirs, v4table::V4Table};
 
 /// What a load wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,29 +129,58 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
                 .context("writing the IPv4 index")?;
         }
         let run_base = target * MAX_V4_DIRS * V4_DIR_RUNS;
-        let mut runs: Array<&mut MapData, V4Run> = Array::try_from(map_mut(ebpf, maps::V4_DIR)?)?;
+        let mut runs: Array<&mut MapData, Run> = Array::try_from(map_mut(ebpf, maps::V4_DIR)?)?;
         for (i, run) in v4.runs.iter().enumerate() {
-            let run = V4Run {
+            let run = Run {
                 first: range_base + run.first,
                 end: range_base + run.end,
             };
             runs.set(run_base + i as u32, run, 0)
                 .context("writing the IPv4 block directories")?;
         }
-        // Every block's entry, after the runs it points to.
-        let mut dirs: Array<&mut MapData, u32> = Array::try_from(map_mut(ebpf, maps::V4_DIRS)?)?;
-        for (block, dir) in v4.dirs.iter().enumerate() {
-            let dir = if *dir == 0 { 0 } else { run_base + dir };
-            dirs.set(target * V4_BLOCKS + block as u32, dir, 0)
-                .context("writing the IPv4 block directory index")?;
+        // Every block's run, after the directories it may point to.
+        let mut blocks: Array<&mut MapData, Run> =
+            Array::try_from(map_mut(ebpf, maps::V4_BLOCK_RUNS)?)?;
+        for (b, run) in v4.blocks.iter().enumerate() {
+            let run = if run.end == 0 {
+                Run {
+                    first: run_base + run.first,
+                    end: 0,
+                }
+            } else {
+                Run {
+                    first: range_base + run.first,
+                    end: range_base + run.end,
+                }
+            };
+            blocks
+                .set(target * V4_BLOCKS + b as u32, run, 0)
+                .context("writing the IPv4 block runs")?;
         }
     }
     {
+        let dirs = PortDirs::build(image);
+        let run_base = target * MAX_PORT_DIRS * PORT_DIR_RUNS;
+        let mut runs: Array<&mut MapData, Run> = Array::try_from(map_mut(ebpf, maps::PORT_DIR)?)?;
+        for (i, run) in dirs.runs.iter().enumerate() {
+            let run = Run {
+                first: interval_base + run.first,
+                end: interval_base + run.end,
+            };
+            runs.set(run_base + i as u32, run, 0)
+                .context("writing the port directories")?;
+        }
+        // The intervals after the directories their spans' first intervals name.
+        let mut marks = dirs.marks.iter().peekable();
         let mut array: Array<&mut MapData, Interval> =
             Array::try_from(map_mut(ebpf, maps::INTERVALS)?)?;
         for (index, interval) in image.intervals().iter().enumerate() {
+            let mut interval = *interval;
+            if let Some((_, dir)) = marks.next_if(|m| m.0 == index as u32) {
+                interval.dir = *dir;
+            }
             array
-                .set(interval_base + index as u32, *interval, 0)
+                .set(interval_base + index as u32, interval, 0)
                 .with_context(|| format!("writing interval {index}"))?;
         }
     }

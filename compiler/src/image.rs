@@ -369,7 +369,7 @@ impl PolicyImage {
                     lo,
                     hi,
                     verdict,
-                    _reserved: 0,
+                    dir: 0,
                     rule,
                 })
             })

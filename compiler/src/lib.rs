@@ -24,6 +24,7 @@ pub mod lsp;
 pub mod model;
 pub mod mud;
 pub mod nft;
+pub mod portdir;
 pub mod prefix;
 pub mod reach;
 pub mod resolve;

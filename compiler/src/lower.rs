@@ -211,7 +211,7 @@ fn sweep(
                     lo,
                     hi,
                     verdict,
-                    _reserved: 0,
+                    dir: 0,
                     rule,
                 }),
             }

@@ -14,7 +14,7 @@
 //! differential test checks it against the kernel).
 
 use wardgate_common::{
-    V4_BLOCKS, V4_DIR_RUNS, V4_INDEX_ENTRIES, V4Range, V4Run,
+    Run, V4_BLOCKS, V4_DIR_RUNS, V4_INDEX_ENTRIES, V4Range,
     maps::{MAX_V4_DIRS, V4_DIR_MIN_RANGES},
 };
 
@@ -28,11 +28,12 @@ pub struct V4Table {
     /// (addresses `b << 16 ..`), `index[b + 1]` the end of its run.
     pub index: Vec<u32>,
     pub ranges: Vec<V4Range>,
-    /// `V4_BLOCKS` entries: 0 for a block without a directory, else one
-    /// plus the index in `runs` of its first run.
-    pub dirs: Vec<u32>,
+    /// `V4_BLOCKS` entries: each block's run of `ranges` (`index[b]..index[b + 1]`);
+    /// for a block with a directory, `end` 0 and `first` the index in `runs`
+    /// of its first run.
+    pub blocks: Vec<Run>,
     /// The directories, `V4_DIR_RUNS` runs each (indices into `ranges`).
-    pub runs: Vec<V4Run>,
+    pub runs: Vec<Run>,
 }
 
 const BLOCK: u64 = 1 << 16;
@@ -76,11 +77,11 @@ impl V4Table {
         }
         index.push(ranges.len() as u32);
         debug_assert_eq!(index.len(), V4_INDEX_ENTRIES as usize);
-        let (dirs, runs) = directories(&index, &ranges);
+        let (blocks, runs) = directories(&index, &ranges);
         Self {
             index,
             ranges,
-            dirs,
+            blocks,
             runs,
         }
     }
@@ -90,23 +91,22 @@ impl V4Table {
     pub fn classify(&self, addr: std::net::Ipv4Addr) -> u32 {
         let a = u32::from(addr);
         let block = (a >> 16) as usize;
-        let (first, end) = match self.dirs[block] {
-            0 => (self.index[block], self.index[block + 1]),
-            dir => {
-                let run = self.runs[(dir - 1 + ((a >> 8) & 0xff)) as usize];
-                (run.first, run.end)
-            }
-        };
+        let mut run = self.blocks[block];
+        if run.end == 0 {
+            run = self.runs[(run.first + ((a >> 8) & 0xff)) as usize];
+        }
+        let (first, end) = (run.first, run.end);
         let run = &self.ranges[first as usize..end as usize];
         let i = run.partition_point(|r| r.start <= a);
         run[i - 1].zone
     }
 }
 
-/// The block directories: for the (at most `MAX_V4_DIRS`) blocks with the
-/// most ranges, more than `V4_DIR_MIN_RANGES`, one run per /24. Returns
-/// `(dirs, runs)` as in [`V4Table`]; directories are laid out in block order.
-fn directories(index: &[u32], ranges: &[V4Range]) -> (Vec<u32>, Vec<V4Run>) {
+/// Each block's run, and the block directories: for the (at most
+/// `MAX_V4_DIRS`) blocks with the most ranges, more than
+/// `V4_DIR_MIN_RANGES`, one run per /24. Returns `(blocks, runs)` as in
+/// [`V4Table`]; directories are laid out in block order.
+fn directories(index: &[u32], ranges: &[V4Range]) -> (Vec<Run>, Vec<Run>) {
     let len = |b: usize| (index[b + 1] - index[b]) as usize;
     let mut dense: Vec<usize> = (0..V4_BLOCKS as usize)
         .filter(|&b| len(b) > V4_DIR_MIN_RANGES)
@@ -115,10 +115,18 @@ fn directories(index: &[u32], ranges: &[V4Range]) -> (Vec<u32>, Vec<V4Run>) {
     dense.sort_by_key(|&b| (std::cmp::Reverse(len(b)), b));
     dense.truncate(MAX_V4_DIRS as usize);
     dense.sort_unstable();
-    let mut dirs = vec![0; V4_BLOCKS as usize];
+    let mut blocks: Vec<Run> = (0..V4_BLOCKS as usize)
+        .map(|b| Run {
+            first: index[b],
+            end: index[b + 1],
+        })
+        .collect();
     let mut runs = Vec::with_capacity(dense.len() * V4_DIR_RUNS as usize);
     for b in dense {
-        dirs[b] = runs.len() as u32 + 1;
+        blocks[b] = Run {
+            first: runs.len() as u32,
+            end: 0,
+        };
         let (first, end) = (index[b] as usize, index[b + 1] as usize);
         let block = &ranges[first..end];
         // The last range starting at or before `a` (the block's first range
@@ -127,13 +135,13 @@ fn directories(index: &[u32], ranges: &[V4Range]) -> (Vec<u32>, Vec<V4Run>) {
         for sub in 0..V4_DIR_RUNS {
             let lo = (b as u32) << 16 | sub << 8;
             #[expect(clippy::cast_possible_truncation, reason = "range indices fit u32")]
-            runs.push(V4Run {
+            runs.push(Run {
                 first: holding(lo) as u32,
                 end: holding(lo | 0xff) as u32 + 1,
             });
         }
     }
-    (dirs, runs)
+    (blocks, runs)
 }
 
 #[cfg(test)]
@@ -188,11 +196,11 @@ mod tests {
     fn dense_blocks_get_a_directory_and_sparse_ones_none() {
         let t = V4Table::build(&image(&dense()));
         let block = |a: u32| (a >> 16) as usize;
-        assert_ne!(t.dirs[block(0x0a01_0000)], 0, "10.1.0.0/16");
-        assert_eq!(t.dirs[block(0x0a02_0000)], 0, "10.2.0.0/16");
+        assert_eq!(t.blocks[block(0x0a01_0000)].end, 0, "10.1.0.0/16");
+        assert_ne!(t.blocks[block(0x0a02_0000)].end, 0, "10.2.0.0/16");
         assert_eq!(t.runs.len(), V4_DIR_RUNS as usize);
         // Each /24's run starts at or before it and ends after it.
-        let dir = t.dirs[block(0x0a01_0000)] as usize - 1;
+        let dir = t.blocks[block(0x0a01_0000)].first as usize;
         for (sub, run) in t.runs[dir..dir + V4_DIR_RUNS as usize].iter().enumerate() {
             let lo = 0x0a01_0000 | (sub as u32) << 8;
             assert!(t.ranges[run.first as usize].start <= lo);
@@ -218,14 +226,12 @@ mod tests {
         nets.truncate(nets.len() - 1);
         let img = image(&format!("zone a {{ networks {} }}", nets.join(", ")));
         let t = V4Table::build(&img);
-        assert_eq!(
-            t.dirs.iter().filter(|&&d| d != 0).count(),
-            MAX_V4_DIRS as usize
-        );
-        assert_ne!(t.dirs[10 << 8], 0);
+        let dirs = t.blocks.iter().filter(|b| b.end == 0).count();
+        assert_eq!(dirs, MAX_V4_DIRS as usize);
+        assert_eq!(t.blocks[10 << 8].end, 0);
         // 20.0 to 20.255, then 21.0 and on: the last block has one /28 less.
         let last = (20 << 8) + MAX_V4_DIRS as usize - 1;
-        assert_eq!(t.dirs[last], 0);
+        assert_ne!(t.blocks[last].end, 0);
         for a in [
             0x0a00_0005,
             0x0a00_0b05,

@@ -2,7 +2,7 @@
 //! nftables): zones over a pool of nested IPv4/IPv6 prefixes, isolated and
 //! monitor zones, allow and deny rules over every selector and service form
 //! (a quarter of them within one selector: intra-zone denies, `world ->
-//! world`), and probes aimed at the policy's own addresses and port
+//! world`; some with many ports, for port directories), and probes aimed at the policy's own addresses and port
 //! boundaries, between two `world` addresses, and from or to IPv4-mapped
 //! IPv6 addresses (malformed).
 
@@ -125,7 +125,19 @@ pub fn spec() -> impl Strategy<Value = Spec> {
                     selector(),
                     selector(),
                     prop::bool::weighted(0.25),
-                    prop::collection::vec(service(), 1..4),
+                    // Now and then many ports (a pair's port directory).
+                    prop_oneof![
+                        4 => prop::collection::vec(service(), 1..4),
+                        // One protocol: each port adds intervals to one table.
+                        1 => (
+                            prop::sample::select(vec!["tcp", "udp"]),
+                            prop::collection::vec(port_range(), 12..24),
+                        )
+                            .prop_map(|(p, ranges)| ranges
+                                .into_iter()
+                                .map(|r| Svc::Ports(p, r))
+                                .collect()),
+                    ],
                 )
                     .prop_map(|(deny, src, dst, same, services)| Rule {
                         deny,

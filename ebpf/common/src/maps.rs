@@ -21,20 +21,28 @@ pub const ZONES_0: &str = "WG_ZONES_0";
 pub const ZONES_1: &str = "WG_ZONES_1";
 
 /// `Array<u32>`, `2 * V4_INDEX_ENTRIES`: the first IPv4 range of each /16
-/// block (an index into `V4_RANGES`, set offset included).
+/// block (an index into `V4_RANGES`, set offset included). This release's
+/// program reads `V4_BLOCK_RUNS` instead; the agent still writes the index
+/// for the program of an older release, which keeps running during an
+/// upgrade until the new one replaces it.
 pub const V4_INDEX: &str = "WG_V4_INDEX";
 
 /// `Array<V4Range>`, `2 * MAX_V4_RANGES`: IPv4 ranges to zone ids.
 pub const V4_RANGES: &str = "WG_V4_RANGES";
 
-/// `Array<u32>`, `2 * V4_BLOCKS`: each /16 block's directory, if it has
-/// one: 0 for none, else one plus the index in `V4_DIR` of its first run
-/// (set offset included). Blocks without one use `V4_INDEX`.
-pub const V4_DIRS: &str = "WG_V4_DIRS";
+/// `Array<Run>`, `2 * V4_BLOCKS`: each /16 block's run of `V4_RANGES`
+/// (set offset included); or, for a block with a directory, `end` 0 and
+/// `first` the index in `V4_DIR` of its first run.
+pub const V4_BLOCK_RUNS: &str = "WG_V4_BLOCK_RUNS";
 
-/// `Array<V4Run>`, `2 * MAX_V4_DIRS * V4_DIR_RUNS`: the block directories,
+/// `Array<Run>`, `2 * MAX_V4_DIRS * V4_DIR_RUNS`: the block directories,
 /// `V4_DIR_RUNS` runs each, one per /24 of the block.
 pub const V4_DIR: &str = "WG_V4_DIR";
+
+/// `Array<Run>`, `2 * MAX_PORT_DIRS * PORT_DIR_RUNS`: the port directories
+/// of the spans with the most intervals, `PORT_DIR_RUNS` runs each, one per
+/// 256 ports; a span's first interval names its directory (`Interval::dir`).
+pub const PORT_DIR: &str = "WG_PORT_DIR";
 
 /// `Array<ZoneInfo>`, `2 * MAX_ZONES`, indexed by `set * MAX_ZONES + zone id`.
 pub const ZONE_INFO: &str = "WG_ZONE_INFO";
@@ -167,8 +175,9 @@ pub const ALL: &[&str] = &[
     ZONES_1,
     V4_INDEX,
     V4_RANGES,
-    V4_DIRS,
+    V4_BLOCK_RUNS,
     V4_DIR,
+    PORT_DIR,
     ZONE_INFO,
     PAIRS,
     INTERVALS,
@@ -205,9 +214,17 @@ pub const MAX_V4_RANGES: u32 = 2 * MAX_PREFIXES + (1 << 16) + 1;
 /// are searched whole. 2 KiB each.
 pub const MAX_V4_DIRS: u32 = 512;
 /// A block gets a directory only if its run has more ranges than this
-/// (a search of up to 8 ranges is three steps).
+/// (a search of up to 8 ranges is three steps; the directory costs one
+/// lookup more than the block's run).
 pub const V4_DIR_MIN_RANGES: usize = 8;
 pub const MAX_INTERVALS: u32 = 1_048_576;
+/// Port directories per table set: the spans with the most intervals, more
+/// than `PORT_DIR_MIN_INTERVALS`, get them. 2 KiB each.
+pub const MAX_PORT_DIRS: u32 = 512;
+/// A span gets a port directory only if it has more intervals than this:
+/// reading the directory costs two lookups, which a search of 16 intervals
+/// or fewer (four steps) does not win back.
+pub const PORT_DIR_MIN_INTERVALS: usize = 16;
 pub const MAX_RULES: u32 = 131_072;
 /// Established connections ([`CONNTRACK`]).
 pub const MAX_CONNECTIONS: u32 = 262_144;

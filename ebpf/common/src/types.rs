@@ -127,20 +127,27 @@ pub struct V4Range {
 /// Entries of the IPv4 index: one per /16 block, plus the end of the last run.
 pub const V4_INDEX_ENTRIES: u32 = (1 << 16) + 1;
 
-/// /16 blocks of the IPv4 space: the entries per set of `V4_DIRS`.
+/// Runs of a port directory: one per 256 ports (the port's high byte).
+pub const PORT_DIR_RUNS: u32 = 256;
+
+/// /16 blocks of the IPv4 space: the entries per set of `V4_BLOCK_RUNS`.
 pub const V4_BLOCKS: u32 = 1 << 16;
 
 /// Runs of a block directory: one per /24 of the block.
 pub const V4_DIR_RUNS: u32 = 256;
 
-/// The run of IPv4 ranges (`V4_RANGES` indices, set offset included) that
-/// can hold the addresses of one /24: a block directory's entry. A block
-/// with many ranges (a /16 cut into hundreds of subnets) gets a directory
-/// (`V4_DIRS`), so its search starts from a /24's few ranges, not the
-/// block's hundreds.
+/// A run `first..end` of sorted map entries that a binary search starts
+/// from: a directory's entry. Two kinds of directory cut a long search
+/// short:
+/// - a /16 block with many IPv4 ranges (cut into hundreds of subnets) has
+///   one run of `V4_RANGES` per /24 (`maps::V4_DIR`);
+/// - a span with many intervals (hundreds of ports) has one run of
+///   `INTERVALS` per 256 ports (`maps::PORT_DIR`).
+///
+/// Indices include their table set's offset.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct V4Run {
+pub struct Run {
     pub first: u32,
     /// One past the last.
     pub end: u32,
@@ -205,7 +212,10 @@ pub struct Interval {
     pub hi: u16,
     /// `VERDICT_*`.
     pub verdict: u16,
-    pub _reserved: u16,
+    /// In the program's map only (the image has 0): on the first interval
+    /// of a span with a port directory, the directory's number from 1
+    /// (`maps::PORT_DIR`); 0 on every other interval.
+    pub dir: u16,
     /// The deciding rule: the covering deny if any, else the covering allow
     /// with the lowest id; [`RULE_NONE`] for default deny (and, with
     /// [`VERDICT_ALLOW`], for intra-zone traffic no deny covers).
@@ -723,7 +733,7 @@ const _: () = {
     assert!(size_of::<PairKey>() == 12);
     assert!(size_of::<Span>() == 8);
     assert!(size_of::<V4Range>() == 8);
-    assert!(size_of::<V4Run>() == 8);
+    assert!(size_of::<Run>() == 8);
     assert!(size_of::<Interval>() == 12);
     assert!(size_of::<CtKey>() == 40);
     assert!(core::mem::offset_of!(CtKey, sport) == 32);
@@ -742,7 +752,7 @@ const _: () = {
 mod pod {
     use super::{
         Config, CtEntry, CtKey, Event, FailsafeKey, FragKey, Interval, PairEntry, PairKey,
-        RateLimit, Span, V4Range, V4Run, ZoneInfo,
+        RateLimit, Run, Span, V4Range, ZoneInfo,
     };
     // SAFETY: every type here is `#[repr(C)]`, `Copy`, made only of integers and
     // integer arrays, and has no padding (sizes asserted above), so any bit
@@ -754,7 +764,7 @@ mod pod {
     unsafe impl aya::Pod for PairEntry {}
     unsafe impl aya::Pod for Span {}
     unsafe impl aya::Pod for V4Range {}
-    unsafe impl aya::Pod for V4Run {}
+    unsafe impl aya::Pod for Run {}
     unsafe impl aya::Pod for Interval {}
     unsafe impl aya::Pod for CtKey {}
     unsafe impl aya::Pod for CtEntry {}

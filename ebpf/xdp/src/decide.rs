@@ -2,12 +2,13 @@
 //! addresses to zones, then look up the compiled rule tables. The cost grows
 //! with the logarithm of the source zone's pairs and of the pair's
 //! intervals, never with the number of rules: one or two binary searches of
-//! the zone's pair list, then one of the pair's intervals, all array
-//! lookups (which the verifier inlines: no helper call).
+//! the zone's pair list, then one of the pair's intervals (from the port's
+//! run of its port directory, if it has one), all array lookups (which the
+//! verifier inlines: no helper call).
 
 use wardgate_common::{
     PROTO_ANY, RULE_NONE, VERDICT_ALLOW, ZONE_INTRA_TABLE, ZONE_ISOLATED, ZONE_MONITOR,
-    maps::INTERVAL_SEARCH_STEPS,
+    maps::{INTERVAL_SEARCH_STEPS, PORT_DIR_MIN_INTERVALS},
 };
 
 use crate::maps;
@@ -72,7 +73,7 @@ pub fn decide(set: u32, src: &[u8; 16], dst: &[u8; 16], proto: u8, port: u16) ->
             None => return decision,
         },
     };
-    if let Some(found) = search(span.first, span.count, port) {
+    if let Some(found) = search(set, span.first, span.count, port) {
         decision.allow = found.verdict == VERDICT_ALLOW;
         decision.rule = found.rule;
         decision.intra_zone = decision.allow && found.rule == RULE_NONE;
@@ -81,9 +82,22 @@ pub fn decide(set: u32, src: &[u8; 16], dst: &[u8; 16], proto: u8, port: u16) ->
 }
 
 /// Finds the interval holding `port` among `count` sorted intervals starting
-/// at `first`: the last one whose `lo <= port`.
+/// at `first`: the last one whose `lo <= port`. A span with a port
+/// directory (named by its first interval) is searched from the run of
+/// `port`'s 256-port block only.
 #[inline(always)]
-fn search(first: u32, count: u32, port: u16) -> Option<wardgate_common::Interval> {
+fn search(set: u32, first: u32, count: u32, port: u16) -> Option<wardgate_common::Interval> {
+    // Only a span longer than this can have a directory: shorter ones are
+    // searched without reading their first interval twice.
+    let (first, count) = if count as usize > PORT_DIR_MIN_INTERVALS
+        && let Some(head) = maps::interval(first)
+        && head.dir != 0
+    {
+        let run = maps::port_run(set, head.dir, port)?;
+        (run.first, run.end.saturating_sub(run.first))
+    } else {
+        (first, count)
+    };
     let found = maps::last_at_or_below::<INTERVAL_SEARCH_STEPS>(first, count, |i| {
         maps::interval(i).map(|interval| interval.lo <= port)
     })?;

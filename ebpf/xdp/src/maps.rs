@@ -10,12 +10,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
 };
 use wardgate_common::{
-    Config, Counters, CtEntry, CtKey, FailsafeKey, FragKey, Interval, PairEntry, RateLimit, Span,
-    V4_BLOCKS, V4_DIR_RUNS, V4_INDEX_ENTRIES, V4Range, V4Run, WORLD_ZONE, ZoneInfo,
+    Config, Counters, CtEntry, CtKey, FailsafeKey, FragKey, Interval, PORT_DIR_RUNS, PairEntry,
+    RateLimit, Run, Span, V4_BLOCKS, V4_DIR_RUNS, V4_INDEX_ENTRIES, V4Range, WORLD_ZONE, ZoneInfo,
     maps::{
         CT_SLOTS, EVENTS_BYTES, MAX_CONNECTIONS, MAX_FAILSAFE, MAX_FRAGMENTS, MAX_INTERVALS,
-        MAX_PAIRS, MAX_PREFIXES, MAX_QUARANTINE, MAX_RULES, MAX_UNCONFIRMED, MAX_V4_DIRS,
-        MAX_V4_RANGES, MAX_ZONES, PAIR_SEARCH_STEPS, V4_SEARCH_STEPS,
+        MAX_PAIRS, MAX_PORT_DIRS, MAX_PREFIXES, MAX_QUARANTINE, MAX_RULES, MAX_UNCONFIRMED,
+        MAX_V4_DIRS, MAX_V4_RANGES, MAX_ZONES, PAIR_SEARCH_STEPS, V4_SEARCH_STEPS,
     },
     pair_entry_key,
 };
@@ -39,11 +39,14 @@ static V4_INDEX: Array<u32> = Array::with_max_entries(2 * V4_INDEX_ENTRIES, 0);
 #[map(name = "WG_V4_RANGES")]
 static V4_RANGES: Array<V4Range> = Array::with_max_entries(2 * MAX_V4_RANGES, 0);
 
-#[map(name = "WG_V4_DIRS")]
-static V4_DIRS: Array<u32> = Array::with_max_entries(2 * V4_BLOCKS, 0);
+#[map(name = "WG_V4_BLOCK_RUNS")]
+static V4_BLOCK_RUNS: Array<Run> = Array::with_max_entries(2 * V4_BLOCKS, 0);
 
 #[map(name = "WG_V4_DIR")]
-static V4_DIR: Array<V4Run> = Array::with_max_entries(2 * MAX_V4_DIRS * V4_DIR_RUNS, 0);
+static V4_DIR: Array<Run> = Array::with_max_entries(2 * MAX_V4_DIRS * V4_DIR_RUNS, 0);
+
+#[map(name = "WG_PORT_DIR")]
+static PORT_DIR: Array<Run> = Array::with_max_entries(2 * MAX_PORT_DIRS * PORT_DIR_RUNS, 0);
 
 #[map(name = "WG_ZONE_INFO")]
 static ZONE_INFO: Array<ZoneInfo> = Array::with_max_entries(2 * MAX_ZONES, 0);
@@ -172,27 +175,23 @@ pub fn count_rule(rule: u32) {
 }
 
 /// The zone holding an IPv4 address (host byte order): the run of ranges
-/// that can hold it, from its /24's entry in the block directory if its /16
-/// block has one, else from the index; then a binary search for the last
-/// range that starts at or before `addr`. Blocks always start a range, so
-/// one is found.
+/// that can hold it, its /16 block's (or, if the block has a directory,
+/// its /24's); then a binary search for the last range that starts at or
+/// before `addr`. Blocks always start a range, so one is found.
 #[inline(always)]
 pub fn zone_of_v4(set: u32, addr: u32) -> u32 {
-    let Some(&dir) = V4_DIRS.get(set * V4_BLOCKS + (addr >> 16)) else {
+    let Some(&block) = V4_BLOCK_RUNS.get(set * V4_BLOCKS + (addr >> 16)) else {
         return WORLD_ZONE;
     };
-    let (first, end) = if dir != 0 {
-        match V4_DIR.get(dir - 1 + ((addr >> 8) & 0xff)) {
-            Some(run) => (run.first, run.end),
+    let run = if block.end == 0 {
+        match V4_DIR.get(block.first + ((addr >> 8) & 0xff)) {
+            Some(&run) => run,
             None => return WORLD_ZONE,
         }
     } else {
-        let block = set * V4_INDEX_ENTRIES + (addr >> 16);
-        match (V4_INDEX.get(block), V4_INDEX.get(block + 1)) {
-            (Some(&first), Some(&end)) => (first, end),
-            _ => return WORLD_ZONE,
-        }
+        block
     };
+    let (first, end) = (run.first, run.end);
     let found = last_at_or_below::<V4_SEARCH_STEPS>(first, end.saturating_sub(first), |i| {
         V4_RANGES.get(i).map(|r| r.start <= addr)
     });
@@ -278,6 +277,14 @@ pub fn pair(set: u32, src: &ZoneInfo, dst_zone: u32, proto: u32) -> Option<Span>
         first: found.first,
         count: found.count,
     })
+}
+
+/// The run of port directory `dir` (from 1) of table set `set` for `port`'s
+/// 256-port block.
+#[inline(always)]
+pub fn port_run(set: u32, dir: u16, port: u16) -> Option<Run> {
+    let index = (set * MAX_PORT_DIRS + u32::from(dir) - 1) * PORT_DIR_RUNS + u32::from(port >> 8);
+    PORT_DIR.get(index).copied()
 }
 
 /// Interval `index` (spans point into their own set's half).

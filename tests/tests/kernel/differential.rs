@@ -12,14 +12,17 @@
 //! drops and audits the deciding rule (from the event), and the mapped-address
 //! drop reason must match the evaluator's; the test also counts that intra-zone
 //! denies, `world -> world` traffic, denies in monitor zones, mapped
-//! addresses and IPv4 blocks with a directory were all met.
+//! addresses, IPv4 blocks with a directory and spans with a port directory
+//! were all met.
 
 use std::net::IpAddr;
 
 use proptest::{prelude::*, test_runner::TestCaseError};
 use wardgate_agent::{programmer, quarantine::key};
-use wardgate_common::{CONFIG_FAST_PATH, CtKey, EVENT_AUDIT, RULE_NONE, ZONE_MONITOR, counter};
-use wardgate_compiler::{Verdict, decide, v4table::V4Table};
+use wardgate_common::{
+    CONFIG_FAST_PATH, CtKey, EVENT_AUDIT, PROTO_ANY, RULE_NONE, ZONE_MONITOR, counter,
+};
+use wardgate_compiler::{Verdict, decide, portdir::PortDirs, v4table::V4Table};
 use wardgate_tests::{
     enforcer::{Enforcer, image},
     packet::{self, L4},
@@ -142,6 +145,8 @@ struct Coverage {
     mapped: usize,
     /// Probes from or to an IPv4 block with a directory (`v4table`).
     directory: usize,
+    /// Probes decided by a span with a port directory (`portdir`).
+    port_directory: usize,
 }
 
 impl Coverage {
@@ -153,9 +158,10 @@ impl Coverage {
         malformed: bool,
         image: &wardgate_compiler::PolicyImage,
         v4: &V4Table,
+        ports: &PortDirs,
     ) {
         let directory = |a: IpAddr| match a {
-            IpAddr::V4(a) => v4.dirs[(u32::from(a) >> 16) as usize] != 0,
+            IpAddr::V4(a) => v4.blocks[(u32::from(a) >> 16) as usize].end == 0,
             IpAddr::V6(_) => false,
         };
         if directory(p.src) || directory(p.dst) {
@@ -174,6 +180,17 @@ impl Coverage {
                 port: p.port,
             },
         );
+        let spans = image.pairs().iter().filter(|(k, _)| {
+            k.src_zone == d.src_zone
+                && k.dst_zone == d.dst_zone
+                && (k.proto == u32::from(p.proto) || k.proto == PROTO_ANY)
+        });
+        if spans
+            .into_iter()
+            .any(|(_, s)| ports.marks.iter().any(|m| m.0 == s.first))
+        {
+            self.port_directory += 1;
+        }
         let explicit_deny = verdict == Verdict::Deny && rule != RULE_NONE;
         if explicit_deny && d.src_zone == d.dst_zone {
             self.intra_zone_deny += 1;
@@ -224,7 +241,7 @@ fn kernel_agrees_with_the_reference_evaluator() {
         cases.set(case + 1);
         let flags = if case % 2 == 1 { CONFIG_FAST_PATH } else { 0 };
         programmer::load(e.program.ebpf_mut(), &e.image, flags).unwrap();
-        let v4 = V4Table::build(&e.image);
+        let (v4, ports) = (V4Table::build(&e.image), PortDirs::build(&e.image));
         for probe in &probes {
             let (want, want_rule, want_mapped) = expected(e, probe);
             let (got, got_rule, got_mapped) = observed(e, probe);
@@ -237,7 +254,7 @@ fn kernel_agrees_with_the_reference_evaluator() {
                 )));
             }
             seen.borrow_mut()
-                .note(probe, want, want_rule, want_mapped, &e.image, &v4);
+                .note(probe, want, want_rule, want_mapped, &e.image, &v4, &ports);
             checked.set(checked.get() + 1);
         }
         Ok(())
@@ -258,7 +275,8 @@ fn kernel_agrees_with_the_reference_evaluator() {
             && seen.world_to_world > 0
             && seen.monitor_deny > 0
             && seen.mapped > 0
-            && seen.directory > 0,
+            && seen.directory > 0
+            && seen.port_directory > 0,
         "a case the language singles out was never probed: {seen:?}"
     );
     assert!(checked >= 100_000, "only {checked} packets checked");
