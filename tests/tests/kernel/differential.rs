@@ -137,6 +137,12 @@ fn observed(e: &mut Enforcer, p: &Probe) -> (Verdict, Option<u32>, bool) {
 
 /// How often the differential met each case the language singles out, so
 /// that a generator change cannot silently stop covering one.
+/// The directories the agent lowers a case's image with.
+struct Dirs {
+    v4: V4Table,
+    ports: PortDirs,
+}
+
 #[derive(Debug, Default)]
 struct Coverage {
     intra_zone_deny: usize,
@@ -157,8 +163,7 @@ impl Coverage {
         rule: u32,
         malformed: bool,
         image: &wardgate_compiler::PolicyImage,
-        v4: &V4Table,
-        ports: &PortDirs,
+        Dirs { v4, ports }: &Dirs,
     ) {
         let directory = |a: IpAddr| match a {
             IpAddr::V4(a) => v4.blocks[(u32::from(a) >> 16) as usize].end == 0,
@@ -241,7 +246,10 @@ fn kernel_agrees_with_the_reference_evaluator() {
         cases.set(case + 1);
         let flags = if case % 2 == 1 { CONFIG_FAST_PATH } else { 0 };
         programmer::load(e.program.ebpf_mut(), &e.image, flags).unwrap();
-        let (v4, ports) = (V4Table::build(&e.image), PortDirs::build(&e.image));
+        let dirs = Dirs {
+            v4: V4Table::build(&e.image),
+            ports: PortDirs::build(&e.image),
+        };
         for probe in &probes {
             let (want, want_rule, want_mapped) = expected(e, probe);
             let (got, got_rule, got_mapped) = observed(e, probe);
@@ -254,7 +262,7 @@ fn kernel_agrees_with_the_reference_evaluator() {
                 )));
             }
             seen.borrow_mut()
-                .note(probe, want, want_rule, want_mapped, &e.image, &v4, &ports);
+                .note(probe, want, want_rule, want_mapped, &e.image, &dirs);
             checked.set(checked.get() + 1);
         }
         Ok(())
