@@ -54,21 +54,26 @@ pub fn entries(ebpf: &mut Ebpf) -> anyhow::Result<Vec<(CtKey, CtEntry)>> {
 /// Forgets one tracked connection (by its canonical key), in whichever
 /// table holds it. Returns false if it was not tracked.
 ///
-/// Forgetting an established connection also bumps `Config::ct_epoch`,
-/// which empties every CPU's connection cache (`maps::CT_CACHE`): a packet
-/// of the forgotten connection is decided again at once, not when its
-/// cache slot ages out.
+/// Forgetting a connection also bumps `Config::ct_epoch`, which empties
+/// every CPU's connection cache (`maps::CT_CACHE`, which holds established
+/// connections and the first direction of unanswered ones): a packet of
+/// the forgotten connection is decided again at once, not when its cache
+/// slot ages out.
 pub fn forget(ebpf: &mut Ebpf, key: &CtKey) -> anyhow::Result<bool> {
     let entry = table(ebpf, maps::CONNTRACK)?.get(key, 0).ok();
-    if let Some(entry) = entry
+    let forgotten = if let Some(entry) = entry
         && table(ebpf, maps::CONNTRACK)?.remove(key).is_ok()
     {
         Filter::of(ebpf)?.sub(key);
         release(map_mut(ebpf, maps::CT_RELEASED)?, &entry)?;
+        true
+    } else {
+        table(ebpf, maps::CT_UNCONFIRMED)?.remove(key).is_ok()
+    };
+    if forgotten {
         crate::programmer::update_config(ebpf, |c| c.ct_epoch = c.ct_epoch.wrapping_add(1))?;
-        return Ok(true);
     }
-    Ok(table(ebpf, maps::CT_UNCONFIRMED)?.remove(key).is_ok())
+    Ok(forgotten)
 }
 
 /// The array `name` of a loaded program, mapped.

@@ -483,8 +483,8 @@ pub const CT_CACHE_SLOTS: u32 = 4_096;
 /// How long a cache slot vouches for its connection: a packet that finds
 /// an older slot goes through the connection table, which refreshes the
 /// entry's `last_seen_ns`. The table's times are therefore at most this
-/// stale, far below every timeout an established entry can have, so the
-/// idle sweep never removes a connection the cache still passes.
+/// stale, far below every timeout a cached entry can have (established, or
+/// new), so the idle sweep never removes a connection the cache still passes.
 pub const CT_CACHE_REFRESH_NS: u64 = 1_000_000_000;
 
 const _: () = {
@@ -492,11 +492,13 @@ const _: () = {
     assert!(CT_CACHE_REFRESH_NS * 10 <= CT_TIMEOUT_CLOSING_NS);
     assert!(CT_CACHE_REFRESH_NS * 10 <= CT_TIMEOUT_ICMP_NS);
     assert!(CT_CACHE_REFRESH_NS * 10 <= CT_TIMEOUT_UDP_NS);
+    assert!(CT_CACHE_REFRESH_NS * 10 <= CT_TIMEOUT_NEW_NS);
 };
 
-/// One slot of the per-CPU established-connection cache: a packet's tuple
-/// (as it travels, not canonical) that passed as part of an established
-/// connection, and under which policy generation, forget epoch and time.
+/// One slot of the per-CPU connection cache: a packet's tuple (as it
+/// travels, not canonical) that passed as part of an established connection
+/// (or of an unanswered one, in its first direction), and under which
+/// policy generation, forget epoch and time.
 /// One cache line; direct-mapped by [`crate::flow_hash`] of `key`.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -639,8 +641,8 @@ pub mod counter {
     pub const CT_UNCONFIRMED_REMOVED: u32 = 34;
     /// Established entries removed by the program (idled out, forbidden by a new policy).
     pub const CT_ESTABLISHED_REMOVED: u32 = 35;
-    /// Packets of established connections passed by this CPU's connection
-    /// cache, without a lookup in the connection table (also counted in
+    /// Packets of tracked connections passed by this CPU's connection
+    /// cache, without a lookup in the connection tables (also counted in
     /// [`PASS_TRACKED`]).
     pub const CT_CACHE_HIT: u32 = 36;
     /// Number of counters (the array's size).

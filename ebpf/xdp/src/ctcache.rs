@@ -1,6 +1,6 @@
-//! The connection cache: each CPU remembers the tuples of established
-//! connections it passed recently, so their next packets pass without a
-//! lookup in the connection table. A hash-map lookup is four kernel calls
+//! The connection cache: each CPU remembers the tuples of connections it
+//! passed recently, so their next packets pass without a lookup in the
+//! connection tables. A hash-map lookup is four kernel calls
 //! (the lookup, the hash, the bucket walk, `memcmp`), each paying this
 //! machine kind's return-thunk mitigation; a per-CPU array slot is inlined
 //! by the verifier to a few loads. The same idea as Open vSwitch's exact
@@ -18,15 +18,28 @@
 //!   established.
 //!
 //! Only packets that cannot change a connection's state use it: TCP without
-//! SYN, FIN or RST, and UDP. Others (and everything in the unconfirmed
-//! table) always go through the table.
+//! SYN, FIN or RST, and UDP, of
+//! - an established connection (either direction), or
+//! - a connection not answered yet, in the direction it started (a UDP
+//!   stream nobody answers: telemetry, syslog; such a packet only moves the
+//!   entry's time). Its first reply goes through the table, which
+//!   establishes the connection.
+//!
+//! An unanswered connection lives in the unconfirmed table, an LRU map
+//! that a flood may evict it from. A slot then passes its direction for at
+//! most a second more, under the policy generation that allowed it; the
+//! table would have allowed it again as a new connection (quarantine is
+//! checked before the cache). Forgetting a connection in either table bumps
+//! the epoch. Everything else (SYN, FIN, RST, ICMP, closing connections)
+//! always goes through the tables.
 
 use aya_ebpf::{macros::map, maps::PerCpuArray};
 use wardgate_common::{
-    CT_CACHE_REFRESH_NS, CT_CACHE_SLOTS, Config, CtCacheSlot, IPPROTO_TCP, IPPROTO_UDP, flow_hash,
+    CT_CACHE_REFRESH_NS, CT_CACHE_SLOTS, CT_ESTABLISHED, CT_NEW, Config, CtCacheSlot, IPPROTO_TCP,
+    IPPROTO_UDP, flow_hash,
 };
 
-use crate::parse::Packet;
+use crate::{conntrack::Direction, parse::Packet};
 
 #[map(name = "WG_CT_CACHE")]
 static CT_CACHE: PerCpuArray<CtCacheSlot> = PerCpuArray::with_max_entries(CT_CACHE_SLOTS, 0);
@@ -61,7 +74,7 @@ fn slot(key: &[u64; 5]) -> Option<*mut CtCacheSlot> {
     CT_CACHE.get_ptr_mut(flow_hash(*key) & (CT_CACHE_SLOTS - 1))
 }
 
-/// True if this CPU's cache vouches for `p` as a packet of an established
+/// True if this CPU's cache vouches for `p` as a packet of a tracked
 /// connection: it passes without a table lookup.
 #[inline(always)]
 pub fn hit(p: &Packet, config: &Config, now: u64) -> bool {
@@ -87,8 +100,15 @@ pub fn hit(p: &Packet, config: &Config, now: u64) -> bool {
         && now.saturating_sub(s.refreshed_ns) < CT_CACHE_REFRESH_NS
 }
 
-/// Remembers `p`, which just passed through the connection table as a
-/// packet of an established connection.
+/// True if a connection in `state` may be cached in direction `dir`: it is
+/// established, or new (unanswered) and `dir` is the one it started in.
+#[inline(always)]
+pub fn vouches(state: u32, dir: Direction) -> bool {
+    state == CT_ESTABLISHED || (state == CT_NEW && dir == Direction::Original)
+}
+
+/// Remembers `p`, which just passed through a connection table as a packet
+/// of a connection that [`vouches`] allows.
 #[inline(always)]
 pub fn fill(p: &Packet, config: &Config, now: u64) {
     let Some(key) = key_of(p) else {

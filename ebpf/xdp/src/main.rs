@@ -7,7 +7,8 @@
 //! 3. quarantine: a quarantined source or destination drops, tracked or not;
 //! 4. later fragments pass only if their first fragment passed;
 //! 5. connection tracking (`conntrack`): a packet this CPU's connection
-//!    cache vouches for passes (`ctcache`); a table is looked up only if
+//!    cache vouches for passes (`ctcache`: established connections, and the
+//!    first direction of unanswered ones); a table is looked up only if
 //!    its filter says it may hold the packet's connection (`ctfilter`); a
 //!    tracked connection passes both ways; an entry from an older policy generation is decided again first;
 //!    the first reply moves a connection from the unconfirmed table to the
@@ -204,18 +205,14 @@ fn track_or_decide(
                 conntrack::recharge(entry, set);
             }
             conntrack::update(entry, p, dir, now);
-            match table {
-                conntrack::Table::Established => {
-                    if entry.state == CT_ESTABLISHED {
-                        ctcache::fill(p, config, now);
-                    }
-                }
-                conntrack::Table::Unconfirmed => {
-                    // Still unconfirmed after this packet: its horizon moves.
-                    if entry.state != CT_ESTABLISHED || !conntrack::promote(key, entry, set) {
-                        ctfilter::note_unconfirmed(key, entry.state, now);
-                    }
-                }
+            // Still unconfirmed after this packet: its horizon moves.
+            if table == conntrack::Table::Unconfirmed
+                && (entry.state != CT_ESTABLISHED || !conntrack::promote(key, entry, set))
+            {
+                ctfilter::note_unconfirmed(key, entry.state, now);
+            }
+            if ctcache::vouches(entry.state, dir) {
+                ctcache::fill(p, config, now);
             }
             tally.add(counter::PASS_TRACKED);
             return xdp_action::XDP_PASS;

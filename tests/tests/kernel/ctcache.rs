@@ -1,18 +1,21 @@
 //! The per-CPU connection cache (`ebpf/xdp/src/ctcache.rs`) in the real
-//! program under `BPF_PROG_TEST_RUN`: packets of established connections
-//! pass from it without a table lookup, and it never vouches for a
-//! connection the table no longer holds as it did (forgotten, decided again
-//! by a new policy, closing, or not refreshed for a second).
+//! program under `BPF_PROG_TEST_RUN`: packets of established connections,
+//! and of unanswered ones in their first direction, pass from it without a
+//! table lookup, and it never vouches for a connection the table no longer
+//! holds as it did (forgotten, decided again by a new policy, closing, or
+//! not refreshed for a second; an evicted unanswered one for at most that
+//! second).
 //!
 //! The cache is per CPU and `BPF_PROG_TEST_RUN` runs on the calling CPU, so
 //! each test pins its thread first.
 
 use std::{net::IpAddr, time::Duration};
 
+use aya::maps::HashMap;
 use wardgate_agent::conntrack;
 use wardgate_common::{
-    CT_CACHE_REFRESH_NS, CT_CLOSING, CT_ESTABLISHED, CtEntry, CtKey, IPPROTO_TCP, IPPROTO_UDP,
-    counter,
+    CT_CACHE_REFRESH_NS, CT_CLOSING, CT_ESTABLISHED, CT_NEW, CtEntry, CtKey, IPPROTO_TCP,
+    IPPROTO_UDP, counter, maps,
 };
 use wardgate_tests::{
     enforcer::Enforcer,
@@ -181,49 +184,107 @@ fn a_slot_vouches_for_one_second_then_the_table_sees_the_packet() {
     );
 }
 
-#[test]
-fn udp_flows_are_cached_once_answered() {
-    if !privilege::kernel_tests_can_run("udp_flows_are_cached_once_answered") {
-        return;
+/// The client's query to the server's port 53 and the server's answer.
+fn udp(from_client: bool) -> Vec<u8> {
+    let (src, dst, sport, dport) = if from_client {
+        (CLIENT, SERVER, 5353, 53)
+    } else {
+        (SERVER, CLIENT, 53, 5353)
+    };
+    packet::ip(ip(src), ip(dst), L4::Udp { sport, dport })
+}
+
+/// Pinned to this CPU, with the client's UDP flow started (its first
+/// packet decided, its second through the unconfirmed table, which fills
+/// the cache).
+fn unanswered(test: &str) -> Option<Enforcer> {
+    if !privilege::kernel_tests_can_run(test) {
+        return None;
     }
     testrun::stay_on_this_cpu();
     let mut e = Enforcer::new(POLICY);
-    let query = packet::ip(
-        ip(CLIENT),
-        ip(SERVER),
-        L4::Udp {
-            sport: 5353,
-            dport: 53,
-        },
-    );
-    let answer = packet::ip(
-        ip(SERVER),
-        ip(CLIENT),
-        L4::Udp {
-            sport: 53,
-            dport: 5353,
-        },
-    );
     let hits = e.delta(counter::CT_CACHE_HIT, |e| {
-        assert!(e.passes(&query));
-        assert!(
-            e.passes(&query),
-            "unanswered: still unconfirmed, not cached"
-        );
+        assert!(e.passes(&udp(true)));
+        assert!(e.passes(&udp(true)));
     });
-    assert_eq!(hits, 0);
-    assert!(e.passes(&answer));
+    assert_eq!(hits, 0, "decided, then through the table");
+    Some(e)
+}
+
+#[test]
+fn an_unanswered_udp_flow_is_cached_in_its_first_direction_only() {
+    let Some(mut e) = unanswered("an_unanswered_udp_flow_is_cached_in_its_first_direction_only")
+    else {
+        return;
+    };
+    let hits = e.delta(counter::CT_CACHE_HIT, |e| {
+        for _ in 0..3 {
+            assert!(e.passes(&udp(true)));
+        }
+    });
+    assert_eq!(hits, 3, "a one-way stream passes from the cache");
+    assert_eq!(
+        entry(&mut e, &key(IPPROTO_UDP, 5353, 53)).map(|v| v.state),
+        Some(CT_NEW),
+        "still unanswered"
+    );
+    // The answer is not vouched for: it goes through the table, which
+    // establishes the connection, then fills a slot of its own.
+    let hits = e.delta(counter::CT_CACHE_HIT, |e| {
+        for _ in 0..3 {
+            assert!(e.passes(&udp(false)));
+        }
+    });
+    assert_eq!(hits, 2);
     assert_eq!(
         entry(&mut e, &key(IPPROTO_UDP, 5353, 53)).map(|v| v.state),
         Some(CT_ESTABLISHED)
     );
     let hits = e.delta(counter::CT_CACHE_HIT, |e| {
         for _ in 0..3 {
-            assert!(e.passes(&query));
+            assert!(e.passes(&udp(true)));
         }
     });
-    assert_eq!(
-        hits, 2,
-        "the first fills the slot, the next two pass from it"
-    );
+    assert_eq!(hits, 3, "the first direction's slot still vouches");
+}
+
+#[test]
+fn a_forgotten_unanswered_flow_is_decided_again_at_once() {
+    let Some(mut e) = unanswered("a_forgotten_unanswered_flow_is_decided_again_at_once") else {
+        return;
+    };
+    e.forget(&key(IPPROTO_UDP, 5353, 53));
+    let decided = e.delta(counter::PASS_RULE, |e| {
+        let hits = e.delta(counter::CT_CACHE_HIT, |e| assert!(e.passes(&udp(true))));
+        assert_eq!(hits, 0, "forgetting bumps the epoch");
+    });
+    assert_eq!(decided, 1, "a new connection again");
+    // A new policy that forbids it stops it at its next packet.
+    assert!(e.passes(&udp(true)));
+    e.reload(CLOSED);
+    assert!(!e.passes(&udp(true)));
+}
+
+#[test]
+fn an_evicted_unanswered_flow_passes_from_its_slot_for_at_most_a_second() {
+    let Some(mut e) =
+        unanswered("an_evicted_unanswered_flow_passes_from_its_slot_for_at_most_a_second")
+    else {
+        return;
+    };
+    // What the LRU table does under a flood: the entry goes, nobody is told.
+    let k = key(IPPROTO_UDP, 5353, 53);
+    let mut table: HashMap<_, CtKey, CtEntry> =
+        HashMap::try_from(e.program.ebpf_mut().map_mut(maps::CT_UNCONFIRMED).unwrap()).unwrap();
+    table.remove(&k).unwrap();
+    let hits = e.delta(counter::CT_CACHE_HIT, |e| assert!(e.passes(&udp(true))));
+    assert_eq!(hits, 1, "the slot still vouches");
+    assert_eq!(entry(&mut e, &k), None);
+    std::thread::sleep(Duration::from_nanos(CT_CACHE_REFRESH_NS) + Duration::from_millis(100));
+    let decided = e.delta(counter::PASS_RULE, |e| {
+        let hits = e.delta(counter::CT_CACHE_HIT, |e| assert!(e.passes(&udp(true))));
+        assert_eq!(hits, 0, "a second later the table decides");
+    });
+    assert_eq!(decided, 1, "as a new connection, tracked again");
+    assert_eq!(entry(&mut e, &k).map(|v| v.state), Some(CT_NEW));
 }
