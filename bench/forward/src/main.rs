@@ -390,8 +390,18 @@ fn main() -> anyhow::Result<()> {
         .map(|&n| image(&policy(n)).map(|i| (n, i)))
         .collect::<Result<_, _>>()?;
     let mut bench = Bench::new()?;
+    // `WARDGATE_BENCH_CEILING=1`: the ceiling pair only (more repeats with
+    // `WARDGATE_BENCH_REPEATS`), for quick work on the fast path.
+    let ceiling_only = std::env::var_os("WARDGATE_BENCH_CEILING").is_some();
+    let repeats = std::env::var("WARDGATE_BENCH_REPEATS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(REPEATS);
     let mut configs = vec![(Enforcer::None, 0usize)];
-    for &n in &RULES {
+    if ceiling_only {
+        configs = vec![(Enforcer::FibRedirect, 0), CEILING_PAIR];
+    }
+    for &n in RULES.iter().filter(|_| !ceiling_only) {
         for e in [
             Enforcer::Wardgate,
             Enforcer::WardgateFastPath,
@@ -406,21 +416,23 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let mut runs: BTreeMap<(Enforcer, usize), Vec<f64>> = BTreeMap::new();
-    for rep in 1..=REPEATS {
+    for rep in 1..=repeats {
         for &(e, n) in &configs {
             let image = images.iter().find(|(k, _)| *k == n).map(|(_, i)| i);
             let pps = bench
                 .run(e, image)
                 .with_context(|| format!("{} at {n} rules", e.name()))?;
             println!(
-                "forward: repeat {rep}/{REPEATS}: {:<24} {n:>6} rules {:>12.0} pps",
+                "forward: repeat {rep}/{repeats}: {:<24} {n:>6} rules {:>12.0} pps",
                 e.name(),
                 pps
             );
             runs.entry((e, n)).or_default().push(pps);
         }
     }
-    let baseline = median(&runs[&(Enforcer::None, 0)]);
+    let baseline = runs
+        .get(&(Enforcer::None, 0))
+        .map_or(f64::NAN, |r| median(r));
     println!(
         "\n{:<24} {:>7} {:>14} {:>10}",
         "enforcer", "rules", "pps (median)", "x no filter"

@@ -499,7 +499,8 @@ const _: () = {
 /// travels, not canonical) that passed as part of an established connection
 /// (or of an unanswered one, in its first direction), and under which
 /// policy generation, forget epoch and time.
-/// One cache line; direct-mapped by [`crate::flow_hash`] of `key`.
+/// One cache line; [`crate::flow_hash`] of `key` picks a set of two
+/// adjacent slots.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtCacheSlot {

@@ -6,9 +6,12 @@
 //! by the verifier to a few loads. The same idea as Open vSwitch's exact
 //! match cache in front of its classifier.
 //!
-//! A slot (`CtCacheSlot`, one cache line, direct-mapped by the tuple's hash)
-//! vouches for its tuple only while all of these hold, so the connection
-//! table stays the one truth:
+//! The cache is two-way set-associative: a tuple's hash picks a set of two
+//! adjacent slots, so two tuples that hash alike are both cached; a slot
+//! that still vouches for a tuple is never evicted for another one (it goes
+//! stale within a second). A slot (`CtCacheSlot`, one cache line) vouches
+//! for its tuple only while all of these hold, so the connection table
+//! stays the one truth:
 //! - the policy generation it was filled under is still current (a new
 //!   policy decides every connection again, in the table);
 //! - the agent's forget epoch (`Config::ct_epoch`) is unchanged;
@@ -69,9 +72,39 @@ fn key_of(p: &Packet) -> Option<[u64; 5]> {
     ])
 }
 
+/// The first of the two slots (ways) of `key`'s set: adjacent entries of
+/// the map, so that two tuples that hash alike can both be cached.
 #[inline(always)]
-fn slot(key: &[u64; 5]) -> Option<*mut CtCacheSlot> {
-    CT_CACHE.get_ptr_mut(flow_hash(*key) & (CT_CACHE_SLOTS - 1))
+fn set_of(key: &[u64; 5]) -> u32 {
+    (flow_hash(*key) & (CT_CACHE_SLOTS / 2 - 1)) * 2
+}
+
+/// Slot `index` of this CPU's cache.
+#[inline(always)]
+fn slot(index: u32) -> Option<&'static mut CtCacheSlot> {
+    // SAFETY: this CPU's slot, from a successful lookup; only this CPU
+    // writes it, and XDP runs with preemption off.
+    CT_CACHE.get_ptr_mut(index).map(|s| unsafe { &mut *s })
+}
+
+/// True if `s` holds `key`. Word by word: `==` on the arrays would call
+/// `memcmp`, a BPF subprogram (a call).
+#[inline(always)]
+fn holds(s: &CtCacheSlot, key: &[u64; 5]) -> bool {
+    let differ = (s.key[0] ^ key[0])
+        | (s.key[1] ^ key[1])
+        | (s.key[2] ^ key[2])
+        | (s.key[3] ^ key[3])
+        | (s.key[4] ^ key[4]);
+    differ == 0
+}
+
+/// True if `s` still vouches for whatever it holds.
+#[inline(always)]
+fn live(s: &CtCacheSlot, config: &Config, now: u64) -> bool {
+    s.generation == config.generation
+        && s.epoch == config.ct_epoch
+        && now.saturating_sub(s.refreshed_ns) < CT_CACHE_REFRESH_NS
 }
 
 /// True if this CPU's cache vouches for `p` as a packet of a tracked
@@ -81,23 +114,15 @@ pub fn hit(p: &Packet, config: &Config, now: u64) -> bool {
     let Some(key) = key_of(p) else {
         return false;
     };
-    let Some(slot) = slot(&key) else {
-        return false;
-    };
-    // SAFETY: this CPU's slot, from a successful lookup; only this CPU
-    // writes it, and XDP runs with preemption off.
-    let s = unsafe { &*slot };
-    // Word by word: `==` on the arrays would call `memcmp`, a BPF
-    // subprogram (a call).
-    let differ = (s.key[0] ^ key[0])
-        | (s.key[1] ^ key[1])
-        | (s.key[2] ^ key[2])
-        | (s.key[3] ^ key[3])
-        | (s.key[4] ^ key[4]);
-    differ == 0
-        && s.generation == config.generation
-        && s.epoch == config.ct_epoch
-        && now.saturating_sub(s.refreshed_ns) < CT_CACHE_REFRESH_NS
+    let set = set_of(&key);
+    for way in 0..2 {
+        if let Some(s) = slot(set + way)
+            && holds(s, &key)
+        {
+            return live(s, config, now);
+        }
+    }
+    false
 }
 
 /// True if a connection in `state` may be cached in direction `dir`: it is
@@ -108,21 +133,30 @@ pub fn vouches(state: u32, dir: Direction) -> bool {
 }
 
 /// Remembers `p`, which just passed through a connection table as a packet
-/// of a connection that [`vouches`] allows.
+/// of a connection that [`vouches`] allows: in the way of its set that holds
+/// its tuple already, else in one that no longer vouches for anything. Two
+/// live slots are left alone: flows that keep colliding would otherwise
+/// evict each other at every packet, and a slot goes stale within a second.
 #[inline(always)]
 pub fn fill(p: &Packet, config: &Config, now: u64) {
     let Some(key) = key_of(p) else {
         return;
     };
-    if let Some(slot) = slot(&key) {
-        // SAFETY: as in `hit`.
-        unsafe {
-            *slot = CtCacheSlot {
-                key,
-                refreshed_ns: now,
-                generation: config.generation,
-                epoch: config.ct_epoch,
-            };
-        }
-    }
+    let set = set_of(&key);
+    let (Some(a), Some(b)) = (slot(set), slot(set + 1)) else {
+        return;
+    };
+    let s = if holds(a, &key) || (!holds(b, &key) && !live(a, config, now)) {
+        a
+    } else if holds(b, &key) || !live(b, config, now) {
+        b
+    } else {
+        return;
+    };
+    *s = CtCacheSlot {
+        key,
+        refreshed_ns: now,
+        generation: config.generation,
+        epoch: config.ct_epoch,
+    };
 }

@@ -14,8 +14,8 @@ use std::{net::IpAddr, time::Duration};
 use aya::maps::HashMap;
 use wardgate_agent::conntrack;
 use wardgate_common::{
-    CT_CACHE_REFRESH_NS, CT_CLOSING, CT_ESTABLISHED, CT_NEW, CtEntry, CtKey, IPPROTO_TCP,
-    IPPROTO_UDP, counter, maps,
+    CT_CACHE_REFRESH_NS, CT_CACHE_SLOTS, CT_CLOSING, CT_ESTABLISHED, CT_NEW, CtEntry, CtKey,
+    IPPROTO_TCP, IPPROTO_UDP, counter, flow_hash, maps, v4_mapped,
 };
 use wardgate_tests::{
     enforcer::Enforcer,
@@ -287,4 +287,60 @@ fn an_evicted_unanswered_flow_passes_from_its_slot_for_at_most_a_second() {
     });
     assert_eq!(decided, 1, "as a new connection, tracked again");
     assert_eq!(entry(&mut e, &k).map(|v| v.state), Some(CT_NEW));
+}
+
+/// The cache set (its first slot) of the client's query from `sport`,
+/// computed as the program does.
+fn cache_set(sport: u16) -> u32 {
+    let v4 = |s: &str| v4_mapped(s.parse::<std::net::Ipv4Addr>().unwrap().octets());
+    let words = |a: [u8; 16]| {
+        [
+            u64::from_le_bytes(a[..8].try_into().unwrap()),
+            u64::from_le_bytes(a[8..].try_into().unwrap()),
+        ]
+    };
+    let (src, dst) = (words(v4(CLIENT)), words(v4(SERVER)));
+    let ports = u64::from(sport) | 53 << 16 | u64::from(IPPROTO_UDP) << 32 | 1 << 40;
+    (flow_hash([src[0], src[1], dst[0], dst[1], ports]) & (CT_CACHE_SLOTS / 2 - 1)) * 2
+}
+
+#[test]
+fn two_flows_that_hash_alike_are_both_cached_and_a_third_waits_for_a_stale_slot() {
+    if !privilege::kernel_tests_can_run(
+        "two_flows_that_hash_alike_are_both_cached_and_a_third_waits_for_a_stale_slot",
+    ) {
+        return;
+    }
+    testrun::stay_on_this_cpu();
+    let mut e = Enforcer::new(POLICY);
+    // Three client ports whose queries share a set.
+    let mut by_set = std::collections::HashMap::<u32, Vec<u16>>::new();
+    let ports = (20000..u16::MAX)
+        .find_map(|port| {
+            let same = by_set.entry(cache_set(port)).or_default();
+            same.push(port);
+            (same.len() == 3).then(|| same.clone())
+        })
+        .expect("three ports share a set");
+    let query = |sport| packet::ip(ip(CLIENT), ip(SERVER), L4::Udp { sport, dport: 53 });
+    // Each decided, then through the table (which fills a slot if it may).
+    for &port in &ports {
+        assert!(e.passes(&query(port)));
+        assert!(e.passes(&query(port)));
+    }
+    let hits = |e: &mut Enforcer, port| {
+        e.delta(counter::CT_CACHE_HIT, |e| assert!(e.passes(&query(port))))
+    };
+    assert_eq!(hits(&mut e, ports[0]), 1, "the first flow of the set");
+    assert_eq!(
+        hits(&mut e, ports[1]),
+        1,
+        "and the second, in the other way"
+    );
+    assert_eq!(hits(&mut e, ports[2]), 0, "the third evicts neither");
+    assert_eq!(hits(&mut e, ports[0]), 1, "still cached");
+    std::thread::sleep(Duration::from_nanos(CT_CACHE_REFRESH_NS) + Duration::from_millis(100));
+    // A second on, every slot is stale: the third's next packet takes one.
+    assert_eq!(hits(&mut e, ports[2]), 0);
+    assert_eq!(hits(&mut e, ports[2]), 1);
 }
