@@ -40,7 +40,9 @@ pub fn load_baseline() -> anyhow::Result<Ebpf> {
 fn sized<'a, 'b>(loader: &'a mut EbpfLoader<'b>) -> anyhow::Result<&'a mut EbpfLoader<'b>> {
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
     let cpus = u32::try_from(cpus).context("the number of CPUs")?;
-    Ok(loader.map_max_entries(maps::FLOWS, maps::flow_entries(cpus)))
+    Ok(loader
+        .map_max_entries(maps::FLOWS, maps::flow_entries(cpus))
+        .map_max_entries(maps::CT_CACHE, maps::ct_cache_entries(cpus)))
 }
 
 /// How the program ended up attached to an interface.

@@ -153,7 +153,7 @@ pub fn remove_all(dir: &Path) -> anyhow::Result<Removed> {
             .with_context(|| format!("unpinning `{}`", link.path.display()))?;
         removed.links.push(link.iface);
     }
-    for name in maps::ALL {
+    for name in maps::ALL.iter().chain(maps::RETIRED) {
         let path = map_path(dir, name);
         if path.exists() {
             std::fs::remove_file(&path)
@@ -163,6 +163,23 @@ pub fn remove_all(dir: &Path) -> anyhow::Result<Removed> {
     }
     // Only an empty directory goes; anything else in it is not ours.
     let _ = std::fs::remove_dir(dir);
+    Ok(removed)
+}
+
+/// Unpins the maps an older release pinned that this one no longer uses
+/// (`maps::RETIRED`), once no interface runs that release's program: a
+/// program keeps its maps while it is loaded, pinned or not. Returns their
+/// names.
+pub fn remove_retired(dir: &Path) -> anyhow::Result<Vec<&'static str>> {
+    let mut removed = Vec::new();
+    for name in maps::RETIRED {
+        let path = map_path(dir, name);
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("unpinning `{}`", path.display()))?;
+            removed.push(*name);
+        }
+    }
     Ok(removed)
 }
 

@@ -235,7 +235,15 @@ impl Agent {
             }
             return Err(err);
         }
-        // Every interface runs this program now: the filter can be completed.
+        // Every interface runs this program now: an older release's maps
+        // can go, and the filter can be completed.
+        match pin::remove_retired(&agent.settings.pin_path) {
+            Ok(names) if !names.is_empty() => {
+                log::info!("unpinned maps of an older release: {}", names.join(", "));
+            }
+            Ok(_) => {}
+            Err(err) => log::warn!("{err:#}"),
+        }
         match crate::conntrack::trust_filter(agent.program.ebpf_mut()) {
             Ok(Some(counted)) => log::info!(
                 "connection filter: counted the {counted} established connections already tracked; in use"

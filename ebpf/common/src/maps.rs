@@ -67,11 +67,26 @@ pub const CONNTRACK: &str = "WG_CONNTRACK";
 /// promotes the entry into [`CONNTRACK`].
 pub const CT_UNCONFIRMED: &str = "WG_CT_UNCONFIRMED";
 
-/// `PerCpuArray<CtCacheSlot>`, [`crate::CT_CACHE_SLOTS`] entries: each
-/// CPU's cache of established connections it passed recently, so their
-/// packets pass without a lookup in [`CONNTRACK`] (a hash-map lookup is
-/// four kernel calls; an array slot is a few loads). See `docs/conntrack.md`.
-pub const CT_CACHE: &str = "WG_CT_CACHE";
+/// `Array<CtCacheSlot>`, [`crate::CT_CACHE_SLOTS`] entries per CPU (the
+/// agent sizes it with [`ct_cache_entries`]; CPU `c`'s slots start at
+/// `c * CT_CACHE_SLOTS`): each CPU's cache of connections it passed
+/// recently, so their packets pass without a lookup in [`CONNTRACK`] or
+/// [`CT_UNCONFIRMED`] (a hash-map lookup is four kernel calls; an array
+/// slot is a few loads). A plain array, not a per-CPU one: a per-CPU
+/// lookup loads the slot's pointer first, a second dependent cache miss.
+/// See `docs/conntrack.md`.
+pub const CT_CACHE: &str = "WG_CT_CACHES";
+
+/// Maps an older release pinned that this one no longer uses: the agent
+/// unpins them once the new program runs (`WG_CT_CACHE` was the per-CPU
+/// form of [`CT_CACHE`]).
+pub const RETIRED: &[&str] = &["WG_CT_CACHE"];
+
+/// Entries of [`CT_CACHE`] for `cpus` possible CPUs.
+#[must_use]
+pub const fn ct_cache_entries(cpus: u32) -> u32 {
+    cpus * crate::CT_CACHE_SLOTS
+}
 
 /// `Array<u64>` (mmapable), [`CT_FILTER_BUCKETS`] entries: how many
 /// entries of [`CONNTRACK`] hash to each bucket

@@ -514,6 +514,9 @@ pub struct CtCacheSlot {
     pub generation: u32,
     /// [`Config::ct_epoch`] when filled.
     pub epoch: u32,
+    /// To a whole cache line: the map's values are page-aligned, so no
+    /// slot straddles two lines.
+    pub _pad: u64,
 }
 
 /// The unconfirmed-horizon bucket of a key whose filter bucket is
@@ -737,6 +740,7 @@ const _: () = {
     assert!(size_of::<Span>() == 8);
     assert!(size_of::<V4Range>() == 8);
     assert!(size_of::<Run>() == 8);
+    assert!(size_of::<CtCacheSlot>() == 64);
     assert!(size_of::<Interval>() == 12);
     assert!(size_of::<CtKey>() == 40);
     assert!(core::mem::offset_of!(CtKey, sport) == 32);

@@ -36,7 +36,7 @@
 //! the epoch. Everything else (SYN, FIN, RST, ICMP, closing connections)
 //! always goes through the tables.
 
-use aya_ebpf::{macros::map, maps::PerCpuArray};
+use aya_ebpf::{helpers::bpf_get_smp_processor_id, macros::map, maps::Array};
 use wardgate_common::{
     CT_CACHE_REFRESH_NS, CT_CACHE_SLOTS, CT_ESTABLISHED, CT_NEW, Config, CtCacheSlot, IPPROTO_TCP,
     IPPROTO_UDP, flow_hash,
@@ -44,8 +44,13 @@ use wardgate_common::{
 
 use crate::{conntrack::Direction, parse::Packet};
 
-#[map(name = "WG_CT_CACHE")]
-static CT_CACHE: PerCpuArray<CtCacheSlot> = PerCpuArray::with_max_entries(CT_CACHE_SLOTS, 0);
+/// `BPF_F_MMAPABLE`: the kernel then page-aligns the values, so each
+/// 64-byte slot is one cache line (the agent never maps it).
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// Sized by the agent (`maps::ct_cache_entries`); one CPU's worth here.
+#[map(name = "WG_CT_CACHES")]
+static CT_CACHE: Array<CtCacheSlot> = Array::with_max_entries(CT_CACHE_SLOTS, BPF_F_MMAPABLE);
 
 /// TCP flags that change a connection's state (`conntrack::update`).
 const TCP_STATE_FLAGS: u8 = 0x01 | 0x02 | 0x04;
@@ -79,12 +84,17 @@ fn set_of(key: &[u64; 5]) -> u32 {
     (flow_hash(*key) & (CT_CACHE_SLOTS / 2 - 1)) * 2
 }
 
-/// Slot `index` of this CPU's cache.
+/// Slot `index` of this CPU's cache. The verifier inlines the CPU number
+/// to one load (x86-64, Linux 6.10 and later).
 #[inline(always)]
 fn slot(index: u32) -> Option<&'static mut CtCacheSlot> {
-    // SAFETY: this CPU's slot, from a successful lookup; only this CPU
-    // writes it, and XDP runs with preemption off.
-    CT_CACHE.get_ptr_mut(index).map(|s| unsafe { &mut *s })
+    // SAFETY: a BPF helper with no arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    // SAFETY: this CPU's region of the array, from a successful lookup;
+    // only this CPU writes it, and XDP runs with preemption off.
+    CT_CACHE
+        .get_ptr_mut(cpu * CT_CACHE_SLOTS + index)
+        .map(|s| unsafe { &mut *s })
 }
 
 /// True if `s` holds `key`. Word by word: `==` on the arrays would call
@@ -158,5 +168,6 @@ pub fn fill(p: &Packet, config: &Config, now: u64) {
         refreshed_ns: now,
         generation: config.generation,
         epoch: config.ct_epoch,
+        _pad: 0,
     };
 }

@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use wardgate_common::counter;
 
-use crate::{maps::count, parse::Packet};
+use crate::{maps::Tally, parse::Packet};
 
 const ETH_HLEN: usize = 14;
 const AF_INET: u8 = 2;
@@ -35,21 +35,22 @@ fn clear(fib: &mut FibParams) {
 }
 
 #[inline(always)]
-fn to_stack() -> u32 {
-    count(counter::FAST_TO_STACK);
+fn to_stack(tally: &Tally) -> u32 {
+    tally.add(counter::FAST_TO_STACK);
     xdp_action::XDP_PASS
 }
 
-/// Forwards `p` (already allowed) or hands it to the stack. `fib` is scratch space.
+/// Forwards `p` (already allowed) or hands it to the stack, counting which
+/// in `tally`. `fib` is scratch space.
 #[inline(always)]
-pub fn forward(ctx: &XdpContext, p: &Packet, fib: &mut FibParams) -> u32 {
+pub fn forward(ctx: &XdpContext, tally: &Tally, p: &Packet, fib: &mut FibParams) -> u32 {
     if p.vlan_tags != 0 || p.later_fragment != 0 || p.first_fragment != 0 {
-        return to_stack();
+        return to_stack(tally);
     }
     let data = ctx.data();
     let need = if p.family == 4 { 20 } else { 40 };
     if data + ETH_HLEN + need > ctx.data_end() {
-        return to_stack();
+        return to_stack(tally);
     }
     let ip = (data + ETH_HLEN) as *mut u8;
     clear(fib);
@@ -71,7 +72,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, fib: &mut FibParams) -> u32 {
         if p.family == 4 {
             if *ip.add(8) <= 1 {
                 // The stack sends the ICMP time exceeded.
-                return to_stack();
+                return to_stack(tally);
             }
             fib.family = AF_INET;
             fib.__bindgen_anon_2.tos = *ip.add(1);
@@ -80,7 +81,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, fib: &mut FibParams) -> u32 {
             fib.__bindgen_anon_4.ipv4_dst = word(16);
         } else {
             if *ip.add(7) <= 1 {
-                return to_stack();
+                return to_stack(tally);
             }
             fib.family = AF_INET6;
             fib.__bindgen_anon_2.flowinfo = word(0) & 0x0fff_ffffu32.to_be();
@@ -95,7 +96,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, fib: &mut FibParams) -> u32 {
             0,
         );
         if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) {
-            return to_stack();
+            return to_stack(tally);
         }
         if p.family == 4 {
             // RFC 1624 incremental update for TTL - 1, as the kernel's ip_decrease_ttl.
@@ -114,7 +115,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, fib: &mut FibParams) -> u32 {
             *eth.add(i) = fib.dmac[i];
             *eth.add(6 + i) = fib.smac[i];
         }
-        count(counter::FAST_FORWARDED);
+        tally.add(counter::FAST_FORWARDED);
         bpf_redirect(fib.ifindex, 0) as u32
     }
 }

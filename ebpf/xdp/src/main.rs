@@ -155,7 +155,7 @@ fn try_wardgate(ctx: &XdpContext) -> Result<u32, ()> {
         let _ = FRAGMENTS.insert(&frag_key(p), &1, 0);
     }
     if config.flags & CONFIG_FAST_PATH != 0 {
-        return Ok(forward::forward(ctx, &s.packet, &mut s.fib));
+        return Ok(forward::forward(ctx, tally, &s.packet, &mut s.fib));
     }
     Ok(action)
 }

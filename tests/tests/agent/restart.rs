@@ -59,7 +59,15 @@ fn kill_9_keeps_enforcing_and_a_new_agent_adopts() {
         "reverse flow passed while no agent runs"
     );
 
+    // A map an older release pinned and this one no longer uses: the new
+    // agent unpins it once its program runs everywhere.
+    let retired = pins.path.join(wardgate_common::maps::RETIRED[0]);
+    aya::maps::MapData::from_pin(pins.path.join(wardgate_common::maps::COUNTERS))
+        .unwrap()
+        .pin(&retired)
+        .unwrap();
     let agent = Agent::start(&topo.gateway, &dir, &pins, &policy, &["gw0", "gw1"], &[]);
+    assert!(!retired.exists(), "a retired map is still pinned");
     let status = agent.status();
     assert_eq!(status["adopted"].as_bool(), Some(true), "{status}");
     for iface in status["interfaces"].as_array().unwrap() {
