@@ -487,6 +487,19 @@ pub const CT_CACHE_SLOTS: u32 = 4_096;
 /// new), so the idle sweep never removes a connection the cache still passes.
 pub const CT_CACHE_REFRESH_NS: u64 = 1_000_000_000;
 
+/// The first slot of the connection-cache set of a slot key
+/// ([`CtCacheSlot::key`]): the key's words folded by xor (addresses land in
+/// the high halves, ports and protocol in the low one), one multiply, the
+/// top bits. Cheaper than [`crate::flow_hash`] on the path every packet of
+/// a cached connection takes; a poor spread only costs table lookups.
+#[inline(always)]
+#[must_use]
+pub const fn ct_cache_set(key: &[u64; 5]) -> u32 {
+    const SET_BITS: u32 = (CT_CACHE_SLOTS / 2).trailing_zeros();
+    let folded = key[0] ^ key[1] ^ key[2] ^ key[3] ^ key[4];
+    ((folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SET_BITS)) as u32) * 2
+}
+
 const _: () = {
     assert!(CT_CACHE_SLOTS.is_power_of_two());
     assert!(CT_CACHE_REFRESH_NS * 10 <= CT_TIMEOUT_CLOSING_NS);

@@ -39,7 +39,7 @@
 use aya_ebpf::{helpers::bpf_get_smp_processor_id, macros::map, maps::Array};
 use wardgate_common::{
     CT_CACHE_REFRESH_NS, CT_CACHE_SLOTS, CT_ESTABLISHED, CT_NEW, Config, CtCacheSlot, IPPROTO_TCP,
-    IPPROTO_UDP, flow_hash,
+    IPPROTO_UDP, ct_cache_set,
 };
 
 use crate::{conntrack::Direction, parse::Packet};
@@ -78,10 +78,11 @@ fn key_of(p: &Packet) -> Option<[u64; 5]> {
 }
 
 /// The first of the two slots (ways) of `key`'s set: adjacent entries of
-/// the map, so that two tuples that hash alike can both be cached.
+/// the map, so that two tuples that hash alike can both be cached
+/// (`wardgate_common::ct_cache_set`).
 #[inline(always)]
 fn set_of(key: &[u64; 5]) -> u32 {
-    (flow_hash(*key) & (CT_CACHE_SLOTS / 2 - 1)) * 2
+    ct_cache_set(key)
 }
 
 /// Slot `index` of this CPU's cache. The verifier inlines the CPU number

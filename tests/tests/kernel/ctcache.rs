@@ -14,8 +14,8 @@ use std::{net::IpAddr, time::Duration};
 use aya::maps::HashMap;
 use wardgate_agent::conntrack;
 use wardgate_common::{
-    CT_CACHE_REFRESH_NS, CT_CACHE_SLOTS, CT_CLOSING, CT_ESTABLISHED, CT_NEW, CtEntry, CtKey,
-    IPPROTO_TCP, IPPROTO_UDP, counter, flow_hash, maps, v4_mapped,
+    CT_CACHE_REFRESH_NS, CT_CLOSING, CT_ESTABLISHED, CT_NEW, CtEntry, CtKey, IPPROTO_TCP,
+    IPPROTO_UDP, counter, ct_cache_set, maps, v4_mapped,
 };
 use wardgate_tests::{
     enforcer::Enforcer,
@@ -301,7 +301,7 @@ fn cache_set(sport: u16) -> u32 {
     };
     let (src, dst) = (words(v4(CLIENT)), words(v4(SERVER)));
     let ports = u64::from(sport) | 53 << 16 | u64::from(IPPROTO_UDP) << 32 | 1 << 40;
-    (flow_hash([src[0], src[1], dst[0], dst[1], ports]) & (CT_CACHE_SLOTS / 2 - 1)) * 2
+    ct_cache_set(&[src[0], src[1], dst[0], dst[1], ports])
 }
 
 #[test]
