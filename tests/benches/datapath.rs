@@ -7,7 +7,8 @@
 //! baseline and the case back to back (`REPEAT` runs each, the order swapped
 //! every other round), so a burst of machine noise hits both halves of the
 //! round's ratio. Only *quiet* rounds count: those whose baseline ran within
-//! 15% of the 5th percentile of the run's baselines (a case measures more rounds,
+//! 15% of the 5th percentile of the run's baselines, and whose case ran
+//! within 15% of the 5th percentile of its own rounds (a case measures more rounds,
 //! pausing after slow ones, for up to 15 s to find them; if too few are
 //! quiet, all count). The
 //! bench reports the interquartile mean of the per-round ratios (the mean
@@ -123,14 +124,27 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// A round is *quiet* when its baseline took at most this much more than
-/// the machine's usual fast speed: the 5th percentile of every baseline
-/// measured in the run so far ([`Baselines`]). This VM has slow phases (a
-/// neighbour's load) that slow the program more than the baseline, so
-/// their ratios are not those of a quiet machine. (Not the minimum: the
-/// kernel reports whole nanoseconds, and one lucky 19 ns among 21s would
-/// make every round look slow.)
+/// A round is *quiet* when each side took at most this much more than its
+/// usual fast speed: the baseline against the 5th percentile of every
+/// baseline measured in the run so far ([`Baselines`]), the case against
+/// the 5th percentile of its own rounds. This VM has slow phases (a
+/// neighbour's load) that slow the program more than the baseline, or the
+/// program alone (a larger policy's maps evicted from the cache), so their
+/// ratios are not those of a quiet machine; noise only ever adds time.
+/// (Not the minimum: the kernel reports whole nanoseconds, and one lucky
+/// 19 ns among 21s would make every round look slow.)
 const QUIET: f64 = 1.15;
+
+/// The slowest a quiet round may take, given every time measured so far.
+fn quiet_limit(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+        .get(sorted.len() / 20)
+        .copied()
+        .unwrap_or(f64::INFINITY)
+        * QUIET
+}
 
 /// Every baseline measured in the run: what a quiet round is judged against.
 #[derive(Default)]
@@ -143,13 +157,7 @@ impl Baselines {
 
     /// The slowest baseline a quiet round may have.
     fn quiet_limit(&self) -> f64 {
-        let mut sorted = self.0.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted
-            .get(sorted.len() / 20)
-            .copied()
-            .unwrap_or(f64::INFINITY)
-            * QUIET
+        quiet_limit(&self.0)
     }
 }
 /// How long a case waits for enough quiet rounds (a slow phase can last
@@ -180,9 +188,17 @@ impl Rounds {
         frame: &[u8],
         expect: u32,
     ) -> Self {
-        let mut all = Vec::new();
-        let quiet =
-            |all: &[(f64, f64)], limit: f64| all.iter().filter(|(_, base)| *base <= limit).count();
+        let mut all: Vec<(f64, f64)> = Vec::new();
+        // Rounds where both sides ran at their usual speed.
+        let is_quiet = |all: &[(f64, f64)], limit: f64| {
+            let values: Vec<f64> = all.iter().map(|(v, _)| *v).collect();
+            let case_limit = quiet_limit(&values);
+            move |(value, base): &(f64, f64)| *base <= limit && *value <= case_limit
+        };
+        let quiet = |all: &[(f64, f64)], limit: f64| {
+            let keep = is_quiet(all, limit);
+            all.iter().filter(|round| keep(round)).count()
+        };
         let started = std::time::Instant::now();
         for round in 0.. {
             let (value, base) = if round % 2 == 0 {
@@ -200,16 +216,18 @@ impl Rounds {
             {
                 break;
             }
-            if base > limit {
+            if !is_quiet(&all, limit)(&(value, base)) {
                 std::thread::sleep(QUIET_PAUSE);
             }
         }
         let measured = all.len();
         let limit = baselines.quiet_limit();
         let enough = quiet(&all, limit) >= rounds;
+        let keep = is_quiet(&all, limit);
         let kept: Vec<(f64, f64)> = all
-            .into_iter()
-            .filter(|(_, base)| !enough || *base <= limit)
+            .iter()
+            .copied()
+            .filter(|round| !enough || keep(round))
             .collect();
         Rounds {
             ratios: kept.iter().map(|(v, b)| v / b).collect(),
