@@ -9,7 +9,7 @@
 //! round's ratio. Only *quiet* rounds count: those whose baseline ran within
 //! 15% of the 5th percentile of the run's baselines, and whose case ran
 //! within 15% of the 5th percentile of its own rounds (a case measures more rounds,
-//! pausing after slow ones, for up to 15 s to find them; if too few are
+//! pausing after slow ones, for up to 60 s to find them; if too few are
 //! quiet, all count). The
 //! bench reports the interquartile mean of the per-round ratios (the mean
 //! of their middle half) and their spread (min and max), the median ns per
@@ -164,7 +164,7 @@ impl Baselines {
 /// tens of seconds: then the case counts every round, and says so);
 /// after a round that was not quiet it pauses
 /// [`QUIET_PAUSE`] before the next.
-const QUIET_WAIT: Duration = Duration::from_secs(15);
+const QUIET_WAIT: Duration = Duration::from_secs(60);
 const QUIET_PAUSE: Duration = Duration::from_millis(200);
 
 /// One case over `rounds` quiet rounds, interleaved with the baseline.
