@@ -46,6 +46,29 @@ fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::ma
         .with_context(|| format!("the program has no map `{name}`"))
 }
 
+/// `run` with both ends moved by `by` (a table set's offset).
+fn shifted(run: Run, by: u32) -> Run {
+    Run {
+        first: by + run.first,
+        end: by + run.end,
+    }
+}
+
+/// Writes `runs` (each shifted by `offset`) into the `Run` array `name` from index `at`.
+fn write_runs(
+    ebpf: &mut Ebpf,
+    name: &str,
+    at: u32,
+    runs: &[Run],
+    offset: u32,
+) -> anyhow::Result<()> {
+    let mut array: Array<&mut MapData, Run> = Array::try_from(map_mut(ebpf, name)?)?;
+    for (i, run) in runs.iter().enumerate() {
+        array.set(at + i as u32, shifted(*run, offset), 0)?;
+    }
+    Ok(())
+}
+
 /// The current config (all zero before the first load).
 pub fn config(ebpf: &mut Ebpf) -> anyhow::Result<Config> {
     let array: Array<&mut MapData, Config> = Array::try_from(map_mut(ebpf, maps::CONFIG)?)?;
@@ -129,15 +152,8 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
                 .context("writing the IPv4 index")?;
         }
         let run_base = target * MAX_V4_DIRS * V4_DIR_RUNS;
-        let mut runs: Array<&mut MapData, Run> = Array::try_from(map_mut(ebpf, maps::V4_DIR)?)?;
-        for (i, run) in v4.runs.iter().enumerate() {
-            let run = Run {
-                first: range_base + run.first,
-                end: range_base + run.end,
-            };
-            runs.set(run_base + i as u32, run, 0)
-                .context("writing the IPv4 block directories")?;
-        }
+        write_runs(ebpf, maps::V4_DIR, run_base, &v4.runs, range_base)
+            .context("writing the IPv4 block directories")?;
         // Every block's run, after the directories it may point to.
         let mut blocks: Array<&mut MapData, Run> =
             Array::try_from(map_mut(ebpf, maps::V4_BLOCK_RUNS)?)?;
@@ -148,10 +164,7 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
                     end: 0,
                 }
             } else {
-                Run {
-                    first: range_base + run.first,
-                    end: range_base + run.end,
-                }
+                shifted(*run, range_base)
             };
             blocks
                 .set(target * V4_BLOCKS + b as u32, run, 0)
@@ -161,15 +174,8 @@ pub fn load(ebpf: &mut Ebpf, image: &PolicyImage, flags: u32) -> anyhow::Result<
     {
         let dirs = PortDirs::build(image);
         let run_base = target * MAX_PORT_DIRS * PORT_DIR_RUNS;
-        let mut runs: Array<&mut MapData, Run> = Array::try_from(map_mut(ebpf, maps::PORT_DIR)?)?;
-        for (i, run) in dirs.runs.iter().enumerate() {
-            let run = Run {
-                first: interval_base + run.first,
-                end: interval_base + run.end,
-            };
-            runs.set(run_base + i as u32, run, 0)
-                .context("writing the port directories")?;
-        }
+        write_runs(ebpf, maps::PORT_DIR, run_base, &dirs.runs, interval_base)
+            .context("writing the port directories")?;
         // The intervals after the directories their spans' first intervals name.
         let mut marks = dirs.marks.iter().peekable();
         let mut array: Array<&mut MapData, Interval> =

@@ -87,13 +87,7 @@ impl PortDirs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn image(src: &str) -> PolicyImage {
-        let loaded = wardgate_lang::parse_str("t.ward", src);
-        crate::compile(&loaded, &crate::Options::default())
-            .0
-            .expect("compiles")
-    }
+    use crate::testutil::image;
 
     /// `a -> b` allows 300 scattered TCP ports and a range; `b -> a` one port.
     fn many_ports() -> PolicyImage {

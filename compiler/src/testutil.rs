@@ -87,3 +87,13 @@ pub fn check_text(text: &str, today: Option<crate::model::Date>) -> Vec<wardgate
     );
     crate::analyze(&loaded, &crate::Options { today }).diagnostics
 }
+
+/// Compiles one policy text to its image; panics if it does not compile
+/// (tests write valid policies).
+#[must_use]
+pub fn image(text: &str) -> crate::PolicyImage {
+    let loaded = wardgate_lang::parse_str("test.ward", text);
+    crate::compile(&loaded, &crate::Options::default())
+        .0
+        .expect("the test policy compiles")
+}

@@ -152,13 +152,7 @@ mod tests {
 
     use super::*;
     use crate::prefix::addr_key;
-
-    fn image(src: &str) -> PolicyImage {
-        let loaded = wardgate_lang::parse_str("t.ward", src);
-        crate::compile(&loaded, &crate::Options::default())
-            .0
-            .expect("compiles")
-    }
+    use crate::testutil::image;
 
     const NESTED: &str = r#"
         zone a { networks 10.0.0.0/8 }
