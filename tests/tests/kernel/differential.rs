@@ -12,8 +12,8 @@
 //! drops and audits the deciding rule (from the event), and the mapped-address
 //! drop reason must match the evaluator's; the test also counts that intra-zone
 //! denies, `world -> world` traffic, denies in monitor zones, mapped
-//! addresses, IPv4 blocks with a directory and spans with a port directory
-//! were all met.
+//! addresses and IPv4 blocks with a directory were all met (and counts the
+//! probes through a port directory).
 
 use std::net::IpAddr;
 
@@ -151,7 +151,9 @@ struct Coverage {
     mapped: usize,
     /// Probes from or to an IPv4 block with a directory (`v4table`).
     directory: usize,
-    /// Probes decided by a span with a port directory (`portdir`).
+    /// Probes decided by a span with a port directory (`portdir`): counted,
+    /// not required (random policies seldom give one pair more than 16
+    /// intervals; `directories.rs` covers them on a fixed policy).
     port_directory: usize,
 }
 
@@ -283,8 +285,7 @@ fn kernel_agrees_with_the_reference_evaluator() {
             && seen.world_to_world > 0
             && seen.monitor_deny > 0
             && seen.mapped > 0
-            && seen.directory > 0
-            && seen.port_directory > 0,
+            && seen.directory > 0,
         "a case the language singles out was never probed: {seen:?}"
     );
     assert!(checked >= 100_000, "only {checked} packets checked");

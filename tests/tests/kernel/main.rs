@@ -8,6 +8,7 @@ mod conntrack;
 mod ctcache;
 mod ctfilter;
 mod differential;
+mod directories;
 mod fastpath;
 mod flood;
 mod flows;
