@@ -77,14 +77,6 @@ fn key_of(p: &Packet) -> Option<[u64; 5]> {
     ])
 }
 
-/// The first of the two slots (ways) of `key`'s set: adjacent entries of
-/// the map, so that two tuples that hash alike can both be cached
-/// (`wardgate_common::ct_cache_set`).
-#[inline(always)]
-fn set_of(key: &[u64; 5]) -> u32 {
-    ct_cache_set(key)
-}
-
 /// Slot `index` of this CPU's cache. The verifier inlines the CPU number
 /// to one load (x86-64, Linux 6.10 and later).
 #[inline(always)]
@@ -125,7 +117,8 @@ pub fn hit(p: &Packet, config: &Config, now: u64) -> bool {
     let Some(key) = key_of(p) else {
         return false;
     };
-    let set = set_of(&key);
+    // The first of the two adjacent slots (ways) of the key's set.
+    let set = ct_cache_set(&key);
     for way in 0..2 {
         if let Some(s) = slot(set + way)
             && holds(s, &key)
@@ -153,7 +146,8 @@ pub fn fill(p: &Packet, config: &Config, now: u64) {
     let Some(key) = key_of(p) else {
         return;
     };
-    let set = set_of(&key);
+    // The first of the two adjacent slots (ways) of the key's set.
+    let set = ct_cache_set(&key);
     let (Some(a), Some(b)) = (slot(set), slot(set + 1)) else {
         return;
     };

@@ -33,6 +33,8 @@ static ZONES_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES,
 #[map(name = "WG_ZONES_1")]
 static ZONES_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 
+/// Not read by this program (it reads `V4_BLOCK_RUNS`): declared so that the
+/// agent can keep writing it for an older program during an upgrade.
 #[map(name = "WG_V4_INDEX")]
 static V4_INDEX: Array<u32> = Array::with_max_entries(2 * V4_INDEX_ENTRIES, 0);
 
